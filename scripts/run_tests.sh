@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Set up a virtualenv with the pinned stack (if needed) and run the test suite.
+# Usage: bash scripts/run_tests.sh [pytest args]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON="${PYTHON:-python3.11}"
+command -v "$PYTHON" >/dev/null || PYTHON=python3
+if [[ ! -x .venv/bin/python ]]; then
+  "$PYTHON" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -c constraints.txt -e ".[test]"
+.venv/bin/python -m pytest tests -q "$@"

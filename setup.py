@@ -1,0 +1,33 @@
+"""spacy-seqlab: structured sequence labeling (linear-chain CRF) for spaCy."""
+from setuptools import find_packages, setup
+
+setup(
+    name="spacy-seqlab",
+    version="0.1.0",
+    description="Linear-chain CRF taggers and entity recognizers for spaCy",
+    long_description=open("README.md", encoding="utf8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.11,<3.12",
+    packages=find_packages(include=["spacy_seqlab", "spacy_seqlab.*"]),
+    install_requires=["spacy>=3.8.0,<3.9.0", "thinc>=8.3.12,<8.4.0", "numpy>=1.24"],
+    extras_require={
+        "transformers": ["spacy-transformers==1.4.0", "transformers==4.53.2", "torch==2.13.0"],
+        "test": ["pytest==9.0.3", "hypothesis==6.155.2"],
+        "bench": ["torch==2.13.0", "pytorch-crf==0.7.2"],
+    },
+    entry_points={
+        "spacy_factories": [
+            "crf_tagger = spacy_seqlab.components.crf_tagger:make_crf_tagger",
+        ],
+        "spacy_architectures": [
+            "spacy_seqlab.CRFTagger.v1 = spacy_seqlab.architectures:build_crf_tagger",
+            "spacy_seqlab.HashFeatures.v1 = spacy_seqlab.architectures:build_hash_features",
+        ],
+        "spacy_scorers": [
+            "spacy_seqlab.token_attr_scorer.v1 = spacy_seqlab.scorers:make_token_attr_scorer",
+        ],
+        "thinc_layers": [
+            "spacy_seqlab.CRF.v1 = spacy_seqlab.layers.crf:CRF",
+        ],
+    },
+)

@@ -1,0 +1,182 @@
+"""Shared base of the CRF components: labels, loss, decoding and safe loading.
+
+Subclasses say how gold annotation becomes per-token label strings
+(``gold_labels``) and how decoded label ids are written to the docs
+(``set_annotations``).
+"""
+import math
+from itertools import islice
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+
+import numpy
+from spacy.language import Language
+from spacy.pipeline import TrainablePipe
+from spacy.tokens import Doc
+from spacy.training import Example, validate_examples, validate_get_examples
+from spacy.vocab import Vocab
+from thinc.api import Model
+from thinc.types import Floats1d, Ints1d
+
+from ..layers.crf import CRFGradient, CRFScores, crf_decode, crf_loss
+
+Predictions = Tuple[List[Ints1d], List[Floats1d]]
+
+
+class CRFPipe(TrainablePipe):
+    """A TrainablePipe whose model ends in ``spacy_seqlab.CRF.v1`` (refs
+    "output_layer" and "crf", as built by ``spacy_seqlab.CRFTagger.v1``)."""
+
+    def __init__(
+        self,
+        vocab: Vocab,
+        model: Model,
+        name: str,
+        *,
+        scorer: Optional[Callable],
+        cfg: Dict,
+    ) -> None:
+        self.vocab = vocab
+        self.model = model
+        self.name = name
+        self.scorer = scorer
+        self.cfg = {"labels": [], "neg_prefix": "!", **cfg}
+
+    @property
+    def labels(self) -> Tuple[str, ...]:
+        return tuple(self.cfg["labels"])
+
+    @property
+    def label_data(self) -> List[str]:
+        return list(self.labels)
+
+    def add_label(self, label: str) -> int:
+        """Add a label before training; returns 0 if it was present, else 1."""
+        if not isinstance(label, str) or not label:
+            raise ValueError(f"[{self.name}] labels must be non-empty strings, got {label!r}")
+        if label in self.labels:
+            return 0
+        output = self.model.get_ref("output_layer")
+        if output.has_dim("nO") and output.get_dim("nO") is not None:
+            raise ValueError(
+                f"[{self.name}] cannot add label {label!r}: the model is already sized "
+                f"for {len(self.labels)} labels. Add labels before initialize()."
+            )
+        self.validate_label(label)
+        self.cfg["labels"].append(label)
+        self.vocab.strings.add(label)
+        return 1
+
+    def validate_label(self, label: str) -> None:
+        """Raise ValueError if ``label`` cannot be written by this component."""
+
+    # --- prediction -------------------------------------------------------------
+    def predict(self, docs: Iterable[Doc]) -> Predictions:
+        """Viterbi label ids per doc and the posterior marginal of each."""
+        docs = list(docs)
+        if not self.labels:
+            raise ValueError(f"[{self.name}] has no labels: call initialize() first")
+        scores = self.model.predict(docs)
+        return crf_decode(self.model.ops, scores)
+
+    # --- training ---------------------------------------------------------------
+    def gold_labels(self, example: Example) -> Sequence[Optional[str]]:
+        """One label string per predicted token; None or "" where unknown."""
+        raise NotImplementedError
+
+    def allowed_labels(self, example: Example) -> numpy.ndarray:
+        """(n_tokens, n_labels) bool: the labels consistent with the gold annotation.
+
+        Missing labels allow every label (the loss marginalizes over them); a
+        negative label (``neg_prefix`` + label) allows all but that one.
+        """
+        index = self._label_index()
+        neg = self.cfg["neg_prefix"]
+        gold = self.gold_labels(example)
+        allowed = numpy.ones((len(gold), len(index)), dtype=bool)
+        for i, label in enumerate(gold):
+            if not label:
+                continue
+            if neg and label.startswith(neg) and label[len(neg):] in index:
+                allowed[i, index[label[len(neg):]]] = False
+            elif label in index:
+                allowed[i] = False
+                allowed[i, index[label]] = True
+            else:
+                raise ValueError(
+                    f"[{self.name}] gold label {label!r} is not among the component's "
+                    f"{len(index)} labels; pass every training label to initialize() "
+                    f"(labels=...) or mark the token as missing"
+                )
+        return allowed
+
+    def get_loss(self, examples: Iterable[Example], scores: CRFScores) -> Tuple[float, CRFGradient]:
+        """CRF negative log-likelihood of the gold labels, summed over tokens' sequences."""
+        examples = list(examples)
+        validate_examples(examples, f"{type(self).__name__}.get_loss")
+        allowed = [self.allowed_labels(eg) for eg in examples]
+        loss, d_scores = crf_loss(self.model.ops, scores, allowed)
+        if not math.isfinite(loss):
+            raise ValueError(
+                f"[{self.name}] the CRF loss is {loss}: the gold labels of a batch are "
+                f"impossible under the transition constraints, or scores diverged"
+            )
+        return loss, d_scores
+
+    def initialize(
+        self,
+        get_examples: Callable[[], Iterable[Example]],
+        *,
+        nlp: Optional[Language] = None,
+        labels: Optional[Iterable[str]] = None,
+    ) -> None:
+        """Collect labels (from ``labels`` or the examples) and size the model."""
+        validate_get_examples(get_examples, f"{type(self).__name__}.initialize")
+        if labels is None:
+            labels = sorted(
+                {label for eg in get_examples() for label in self.gold_labels(eg) if label}
+                - {""}
+            )
+            neg = self.cfg["neg_prefix"]
+            labels = [label for label in labels if not (neg and label.startswith(neg))]
+        for label in labels:
+            self.add_label(label)
+        if not self.labels:
+            raise ValueError(
+                f"[{self.name}] found no labels in the training examples and none were given"
+            )
+        n = len(self.labels)
+        for ref in ("output_layer", "crf"):
+            layer = self.model.get_ref(ref)
+            if layer.has_dim("nO") and layer.get_dim("nO") not in (None, n):
+                raise ValueError(
+                    f"[{self.name}] model {ref} has nO={layer.get_dim('nO')} but there "
+                    f"are {n} labels"
+                )
+            layer.set_dim("nO", n)
+        doc_sample = [eg.predicted for eg in islice(get_examples(), 10)]
+        if not doc_sample:
+            raise ValueError(f"[{self.name}] initialize() got no examples")
+        self.model.initialize(X=doc_sample)
+
+    def _label_index(self) -> Dict[str, int]:
+        return {label: i for i, label in enumerate(self.labels)}
+
+    # --- loading ----------------------------------------------------------------
+    def from_disk(self, path, *, exclude=tuple()):
+        try:
+            return super().from_disk(path, exclude=exclude)
+        except (ValueError, KeyError, TypeError, OSError) as err:
+            raise ValueError(
+                f"[{self.name}] could not load the component from {path}: the directory "
+                f"is missing files or they are corrupted or truncated ({type(err).__name__}: "
+                f"{err})"
+            ) from err
+
+    def from_bytes(self, bytes_data, *, exclude=tuple()):
+        try:
+            return super().from_bytes(bytes_data, exclude=exclude)
+        except (ValueError, KeyError, TypeError) as err:
+            raise ValueError(
+                f"[{self.name}] could not load the component from bytes: the data is "
+                f"corrupted or truncated ({type(err).__name__}: {err})"
+            ) from err

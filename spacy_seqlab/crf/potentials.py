@@ -1,0 +1,87 @@
+"""Chain potentials: transition, start and end scores with an optional validity mask.
+
+Pure array code on an array module ``xp`` (numpy or cupy); no spaCy imports.
+Shapes: ``L`` labels, ``B`` sequences, ``T`` the padded length.
+"""
+from dataclasses import dataclass
+from typing import Any, Optional, Tuple
+
+NEG_INF = float("-inf")
+
+
+@dataclass
+class TransitionMask:
+    """Which label bigrams may be decoded: ``transitions[i, j]`` allows ``i -> j``,
+    ``start[j]`` allows a sequence to begin with ``j``, ``end[i]`` to end with ``i``."""
+
+    transitions: Any  # (L, L) bool
+    start: Any  # (L,) bool
+    end: Any  # (L,) bool
+
+
+@dataclass
+class ChainPotentials:
+    """Scores of a linear-chain CRF besides the emissions:
+    ``score(y) = sum_t E[t, y_t] + sum_t A[y_{t-1}, y_t] + start[y_1] + end[y_T]``."""
+
+    transitions: Any  # (L, L)
+    start: Any  # (L,)
+    end: Any  # (L,)
+    mask: Optional[TransitionMask] = None
+
+    @property
+    def n_labels(self) -> int:
+        return self.transitions.shape[0]
+
+    def masked(self, xp, dtype: str = "float64") -> Tuple[Any, Any, Any]:
+        """Transition, start and end scores as ``dtype``, -inf where the mask forbids."""
+        A = xp.asarray(self.transitions, dtype=dtype)
+        s = xp.asarray(self.start, dtype=dtype)
+        e = xp.asarray(self.end, dtype=dtype)
+        if self.mask is not None:
+            A = xp.where(xp.asarray(self.mask.transitions), A, NEG_INF)
+            s = xp.where(xp.asarray(self.mask.start), s, NEG_INF)
+            e = xp.where(xp.asarray(self.mask.end), e, NEG_INF)
+        return A, s, e
+
+
+def clamp_emissions(xp, emissions, allowed_labels):
+    """Set the emissions of labels that ``allowed_labels`` (B, T, L) excludes to -inf.
+
+    This clamps the CRF: its partition function then sums only over label sequences
+    that agree with the known labels (partially labeled training data)."""
+    return xp.where(allowed_labels, emissions, NEG_INF)
+
+
+def allowed_from_gold(xp, gold, n_labels: int):
+    """(B, T, L) bool mask from gold label ids (B, T); -1 marks an unknown label."""
+    labels = xp.arange(n_labels)
+    known = gold[..., None] >= 0
+    return xp.where(known, gold[..., None] == labels, True)
+
+
+def sequence_scores(xp, emissions, lengths, gold, potentials: ChainPotentials):
+    """Score of fully labeled sequences ``gold`` (B, T), padded with any value."""
+    B, T, _ = emissions.shape
+    A, s, e = potentials.masked(xp)
+    rows = xp.arange(B)
+    steps = xp.arange(T)
+    valid = steps[None, :] < lengths[:, None]
+    y = xp.where(valid, gold, 0)
+    node = xp.take_along_axis(emissions, y[..., None], axis=2)[..., 0]
+    total = (node * valid).sum(axis=1) + s[y[:, 0]] + e[y[rows, lengths - 1]]
+    if T > 1:
+        pair_valid = valid[:, 1:]
+        pair = A[y[:, :-1], y[:, 1:]]
+        total = total + xp.where(pair_valid, pair, 0.0).sum(axis=1)
+    return total
+
+
+def gold_counts(xp, lengths, gold, n_labels: int):
+    """One-hot node indicators (B, T, L) and transition counts (B, L, L) of ``gold``."""
+    B, T = gold.shape
+    valid = xp.arange(T)[None, :] < lengths[:, None]
+    nodes = (gold[..., None] == xp.arange(n_labels)) & valid[..., None]
+    nodes = nodes.astype("float64")
+    trans = xp.matmul(nodes[:, :-1].transpose(0, 2, 1), nodes[:, 1:])
+    return nodes, trans

@@ -1,0 +1,195 @@
+"""The CRF output layer: owns the transition, start and end scores of a linear chain.
+
+``forward`` pads the per-doc emissions into a ``CRFScores`` batch; ``crf_loss`` turns
+that batch and the gold labels into the loss and a ``CRFGradient``; ``backprop``
+accumulates the transition gradients and hands the emission gradients back per doc.
+``crf_decode`` gives Viterbi paths and the posterior marginal of each chosen label.
+"""
+from dataclasses import dataclass
+from typing import Any, Callable, List, Optional, Tuple
+
+from thinc.api import Model, Ops, registry
+from thinc.types import Floats1d, Floats2d, Floats3d, Ints1d
+
+from ..crf import (
+    ChainPotentials,
+    clamp_emissions,
+    forward_backward,
+    gold_counts,
+    sequence_scores,
+    viterbi,
+)
+
+InT = List[Floats2d]
+
+
+@dataclass
+class CRFScores:
+    """A padded batch: emissions (B, T, L), lengths (B,), and the chain potentials."""
+
+    emissions: Floats3d
+    lengths: Ints1d
+    potentials: ChainPotentials
+
+    @property
+    def n_labels(self) -> int:
+        return self.potentials.n_labels
+
+
+@dataclass
+class CRFGradient:
+    """d loss / d scores: emissions (B, T, L), transitions (L, L), start and end (L,)."""
+
+    emissions: Floats3d
+    transitions: Floats2d
+    start: Floats1d
+    end: Floats1d
+
+
+@registry.layers("spacy_seqlab.CRF.v1")
+def CRF(nO: Optional[int] = None) -> Model[InT, CRFScores]:
+    """Linear-chain CRF over per-token label scores (one (T, nO) array per doc).
+
+    ``model.attrs["transition_mask"]`` may hold a ``TransitionMask`` of allowed
+    bigrams (set by components that decode label schemes such as BILUO).
+    """
+    return Model(
+        "crf",
+        forward,
+        init=init,
+        dims={"nO": nO},
+        params={"transitions": None, "start": None, "end": None},
+        attrs={"transition_mask": None},
+    )
+
+
+def init(model: Model[InT, CRFScores], X: Optional[InT] = None, Y: Optional[Any] = None):
+    if not model.has_dim("nO"):
+        sample = X if X else Y
+        if sample:
+            model.set_dim("nO", sample[0].shape[1])
+    n = model.get_dim("nO")
+    model.set_param("transitions", model.ops.alloc2f(n, n))
+    model.set_param("start", model.ops.alloc1f(n))
+    model.set_param("end", model.ops.alloc1f(n))
+    return model
+
+
+def potentials_of(model: Model) -> ChainPotentials:
+    return ChainPotentials(
+        model.get_param("transitions"),
+        model.get_param("start"),
+        model.get_param("end"),
+        model.attrs["transition_mask"],
+    )
+
+
+def forward(
+    model: Model[InT, CRFScores], X: InT, is_train: bool
+) -> Tuple[CRFScores, Callable]:
+    ops = model.ops
+    n_labels = model.get_dim("nO")
+    lengths = ops.asarray1i([len(x) for x in X])
+    if sum(len(x) for x in X):
+        emissions = ops.pad(X)
+    else:
+        emissions = ops.alloc3f(len(X), 1, n_labels)
+    scores = CRFScores(emissions, lengths, potentials_of(model))
+
+    def backprop(dY: CRFGradient) -> InT:
+        model.inc_grad("transitions", ops.asarray2f(dY.transitions))
+        model.inc_grad("start", ops.asarray1f(dY.start))
+        model.inc_grad("end", ops.asarray1f(dY.end))
+        d_emissions = ops.asarray3f(dY.emissions)
+        return [d_emissions[i, : len(x)] for i, x in enumerate(X)]
+
+    return scores, backprop
+
+
+def crf_loss(ops: Ops, scores: CRFScores, allowed: List[Any]) -> Tuple[float, CRFGradient]:
+    """Negative log-likelihood of the allowed labels, summed over the batch.
+
+    ``allowed[i]`` is a (T_i, L) bool array: the labels that agree with the gold
+    annotation at each token: one label where the tag is known, all where it is
+    missing (the loss marginalizes over those), all but one for a negative label.
+    The gradient is the classic one: marginals minus the (clamped) gold marginals.
+    """
+    xp = ops.xp
+    B, T, L = scores.emissions.shape
+    d_emissions = xp.zeros((B, T, L), dtype="float64")
+    d_trans = xp.zeros((L, L), dtype="float64")
+    rows = [i for i in range(B) if int(scores.lengths[i]) > 0]
+    if not rows:
+        return 0.0, _gradient(ops, d_emissions, d_trans, scores.lengths)
+    idx = xp.asarray(rows)
+    E = xp.asarray(scores.emissions[idx], dtype="float64")
+    lengths = scores.lengths[idx]
+    mask = xp.ones(E.shape, dtype=bool)
+    for k, i in enumerate(rows):
+        mask[k, : len(allowed[i])] = xp.asarray(allowed[i], dtype=bool)
+    full = forward_backward(xp, E, lengths, scores.potentials)
+    # clamped side: one-hot counts where every token is labeled, forward-backward else
+    n_allowed = mask.sum(axis=2)
+    labeled = (n_allowed == 1).all(axis=1)
+    clamped_log_z = full.log_z.copy()
+    clamped_nodes = full.nodes.copy()
+    clamped_trans = full.transitions.copy()
+    if bool(labeled.any()):
+        sel = xp.nonzero(labeled)[0]
+        gold = mask[sel].argmax(axis=2)
+        nodes, trans = gold_counts(xp, lengths[sel], gold, L)
+        clamped_log_z[sel] = sequence_scores(xp, E[sel], lengths[sel], gold, scores.potentials)
+        clamped_nodes[sel] = nodes
+        clamped_trans[sel] = trans
+    partial = ~labeled & (n_allowed < L).any(axis=1)
+    if bool(partial.any()):
+        sel = xp.nonzero(partial)[0]
+        clamped = forward_backward(
+            xp, clamp_emissions(xp, E[sel], mask[sel]), lengths[sel], scores.potentials
+        )
+        clamped_log_z[sel] = clamped.log_z
+        clamped_nodes[sel] = clamped.nodes
+        clamped_trans[sel] = clamped.transitions
+    loss = float((full.log_z - clamped_log_z).sum())
+    d_emissions[idx] = full.nodes - clamped_nodes
+    d_trans = (full.transitions - clamped_trans).sum(axis=0)
+    return loss, _gradient(ops, d_emissions, d_trans, scores.lengths)
+
+
+def _gradient(ops: Ops, d_emissions, d_trans, lengths) -> CRFGradient:
+    xp = ops.xp
+    B = d_emissions.shape[0]
+    nonempty = xp.nonzero(lengths > 0)[0]
+    d_start = d_emissions[nonempty, 0].sum(axis=0)
+    d_end = d_emissions[nonempty, lengths[nonempty] - 1].sum(axis=0)
+    return CRFGradient(
+        ops.asarray3f(d_emissions.astype("float32")),
+        ops.asarray2f(d_trans.astype("float32")),
+        ops.asarray1f(d_start.astype("float32")),
+        ops.asarray1f(d_end.astype("float32")),
+    )
+
+
+def crf_decode(
+    ops: Ops, scores: CRFScores, *, confidences: bool = True
+) -> Tuple[List[Ints1d], List[Floats1d]]:
+    """Viterbi label ids per doc, and the posterior marginal of each chosen label
+    (empty arrays for empty docs; all ones if ``confidences`` is off)."""
+    xp = ops.xp
+    lengths = scores.lengths
+    B = lengths.shape[0]
+    paths_out: List[Ints1d] = [ops.alloc1i(0) for _ in range(B)]
+    conf_out: List[Floats1d] = [ops.alloc1f(0) for _ in range(B)]
+    rows = xp.nonzero(lengths > 0)[0]
+    if rows.shape[0] == 0:
+        return paths_out, conf_out
+    E = scores.emissions[rows]
+    paths, _ = viterbi(xp, E, lengths[rows], scores.potentials)
+    if confidences:
+        nodes = forward_backward(xp, E, lengths[rows], scores.potentials).nodes
+        chosen = xp.take_along_axis(nodes, xp.maximum(paths, 0)[..., None], axis=2)[..., 0]
+    for k, i in enumerate(rows.tolist()):
+        n = int(lengths[i])
+        paths_out[i] = paths[k, :n]
+        conf_out[i] = chosen[k, :n].astype("float32") if confidences else ops.xp.ones(n, dtype="float32")
+    return paths_out, conf_out

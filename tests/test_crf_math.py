@@ -1,0 +1,167 @@
+"""The CRF math against exhaustive enumeration and finite differences."""
+import numpy
+import pytest
+
+from spacy_seqlab.crf import (
+    ChainPotentials,
+    TransitionMask,
+    allowed_from_gold,
+    clamp_emissions,
+    forward_backward,
+    gold_counts,
+    sequence_scores,
+    viterbi,
+)
+from spacy_seqlab.crf.forward_backward import _log_space, _scaled
+
+from .crf_brute_force import brute_force
+
+xp = numpy
+
+
+def random_problem(seed, n_labels, lengths, scale=2.0, with_mask=False):
+    rng = numpy.random.default_rng(seed)
+    B, T, L = len(lengths), max(lengths), n_labels
+    E = rng.normal(size=(B, T, L)) * scale
+    pot = ChainPotentials(rng.normal(size=(L, L)), rng.normal(size=L), rng.normal(size=L))
+    if with_mask:
+        trans = rng.random((L, L)) > 0.35
+        trans[:, 0] = True  # keep at least one path alive
+        start = rng.random(L) > 0.3
+        end = rng.random(L) > 0.3
+        start[0] = end[0] = True
+        pot.mask = TransitionMask(trans, start, end)
+    return E, numpy.asarray(lengths), pot
+
+
+CASES = [
+    (seed, L, lengths, with_mask)
+    for seed, (L, lengths) in enumerate(
+        [(1, [1, 3]), (2, [1, 2, 5]), (3, [5, 4, 1, 3]), (4, [2, 5, 3]), (4, [5]), (3, [1])]
+    )
+    for with_mask in (False, True)
+]
+
+
+@pytest.mark.parametrize("seed,L,lengths,with_mask", CASES)
+def test_forward_backward_equals_enumeration(seed, L, lengths, with_mask):
+    E, lens, pot = random_problem(seed, L, lengths, with_mask=with_mask)
+    out = forward_backward(xp, E, lens, pot)
+    for b, n in enumerate(lengths):
+        log_z, nodes, trans, _, _ = brute_force(E[b], n, pot.transitions, pot.start, pot.end, mask=pot.mask)
+        assert out.log_z[b] == pytest.approx(log_z, abs=1e-9)
+        numpy.testing.assert_allclose(out.nodes[b, :n], nodes, atol=1e-9)
+        numpy.testing.assert_allclose(out.nodes[b, n:], 0.0)
+        numpy.testing.assert_allclose(out.transitions[b], trans, atol=1e-9)
+
+
+@pytest.mark.parametrize("seed,L,lengths,with_mask", CASES)
+def test_viterbi_equals_exhaustive_argmax(seed, L, lengths, with_mask):
+    E, lens, pot = random_problem(seed, L, lengths, with_mask=with_mask)
+    paths, scores = viterbi(xp, E, lens, pot)
+    for b, n in enumerate(lengths):
+        _, _, _, best, best_score = brute_force(E[b], n, pot.transitions, pot.start, pot.end, mask=pot.mask)
+        assert paths[b, :n].tolist() == best
+        assert (paths[b, n:] == -1).all()
+        assert scores[b] == pytest.approx(best_score, rel=1e-5, abs=1e-4)
+
+
+@pytest.mark.parametrize("seed,L,lengths,with_mask", CASES)
+def test_clamped_crf_equals_enumeration_over_consistent_sequences(seed, L, lengths, with_mask):
+    E, lens, pot = random_problem(seed, L, lengths, with_mask=with_mask)
+    rng = numpy.random.default_rng(seed + 100)
+    # a feasible gold path (the Viterbi one), with about half the labels hidden
+    gold, _ = viterbi(xp, E + rng.normal(size=E.shape), lens, pot)
+    gold = numpy.where(rng.random(gold.shape) < 0.5, -1, gold)
+    allowed = allowed_from_gold(xp, gold, L)
+    out = forward_backward(xp, clamp_emissions(xp, E, allowed), lens, pot)
+    for b, n in enumerate(lengths):
+        log_z, nodes, trans, _, _ = brute_force(
+            E[b], n, pot.transitions, pot.start, pot.end, allowed=allowed[b], mask=pot.mask
+        )
+        assert out.log_z[b] == pytest.approx(log_z, abs=1e-9)
+        numpy.testing.assert_allclose(out.nodes[b, :n], nodes, atol=1e-9)
+        numpy.testing.assert_allclose(out.transitions[b], trans, atol=1e-9)
+
+
+def test_gold_score_and_counts_match_definition():
+    E, lens, pot = random_problem(0, 3, [4, 2])
+    gold = numpy.array([[0, 2, 1, 1], [2, 0, -1, -1]])
+    scores = sequence_scores(xp, E, lens, gold, pot)
+    A, s, e = pot.transitions, pot.start, pot.end
+    expected0 = s[0] + E[0, 0, 0] + A[0, 2] + E[0, 1, 2] + A[2, 1] + E[0, 2, 1] + A[1, 1] + E[0, 3, 1] + e[1]
+    expected1 = s[2] + E[1, 0, 2] + A[2, 0] + E[1, 1, 0] + e[0]
+    numpy.testing.assert_allclose(scores, [expected0, expected1])
+    nodes, trans = gold_counts(xp, lens, gold, 3)
+    assert nodes.sum() == 6
+    assert trans[0, 2, 1] == 1 and trans[0, 1, 1] == 1 and trans[1, 2, 0] == 1
+    assert trans.sum() == 4
+
+
+def test_padding_does_not_change_results():
+    E, lens, pot = random_problem(5, 4, [3, 5])
+    alone = forward_backward(xp, E[:1, :3], lens[:1], pot)
+    batched = forward_backward(xp, E, lens, pot)
+    assert batched.log_z[0] == pytest.approx(alone.log_z[0])
+    numpy.testing.assert_allclose(batched.nodes[0, :3], alone.nodes[0])
+    E2 = E.copy()
+    E2[0, 3:] = 1e6  # garbage in the padding must be ignored
+    assert forward_backward(xp, E2, lens, pot).log_z[0] == pytest.approx(alone.log_z[0])
+    assert viterbi(xp, E2, lens, pot)[0][0].tolist() == viterbi(xp, E, lens, pot)[0][0].tolist()
+
+
+def test_long_sequence_many_labels_is_stable():
+    """10,000 tokens, 60 labels: finite log Z equal to the log-space recursion."""
+    rng = numpy.random.default_rng(1)
+    T, L = 10_000, 60
+    E = rng.normal(size=(2, T, L)) * 5
+    pot = ChainPotentials(rng.normal(size=(L, L)) * 3, rng.normal(size=L), rng.normal(size=L))
+    lens = numpy.array([T, T // 3])
+    out = forward_backward(xp, E, lens, pot)
+    assert numpy.isfinite(out.log_z).all()
+    numpy.testing.assert_allclose(out.nodes[0].sum(axis=1), 1.0, atol=1e-9)
+    numpy.testing.assert_allclose(out.transitions.sum(axis=(1, 2)), lens - 1, rtol=1e-9)
+    ref = _log_space(xp, E, lens, *pot.masked(xp))
+    numpy.testing.assert_allclose(out.log_z, ref.log_z, rtol=1e-10)
+    numpy.testing.assert_allclose(out.nodes, ref.nodes, atol=1e-7)
+    paths, _ = viterbi(xp, E, lens, pot)
+    assert (paths[0] >= 0).all() and (paths[1, T // 3 :] == -1).all()
+
+
+def test_extreme_scores_fall_back_to_log_space():
+    """Score gaps beyond exp's float64 range underflow the scaled recursion (every
+    surviving path is 800 below the best single factor); results stay exact."""
+    E = numpy.array([[[0.0, -800.0], [-800.0, 0.0], [0.0, 1.0]], [[1.0, 0.0], [0.5, 0.0], [0.0, 0.0]]])
+    A = numpy.array([[0.0, -800.0], [0.0, 0.0]])
+    pot = ChainPotentials(A, numpy.zeros(2), numpy.zeros(2))
+    lens = numpy.array([3, 2])
+    with numpy.errstate(all="ignore"):
+        _, underflow = _scaled(xp, E, lens, *pot.masked(xp))
+    assert underflow.tolist() == [True, False]
+    out = forward_backward(xp, E, lens, pot)
+    for b, n in enumerate(lens):
+        log_z, nodes, trans, _, _ = brute_force(E[b], n, A, pot.start, pot.end)
+        assert out.log_z[b] == pytest.approx(log_z, abs=1e-8)
+        numpy.testing.assert_allclose(out.nodes[b, :n], nodes, atol=1e-8)
+        numpy.testing.assert_allclose(out.transitions[b], trans, atol=1e-8)
+
+
+def test_masked_viterbi_never_takes_forbidden_transitions():
+    rng = numpy.random.default_rng(7)
+    for trial in range(20):
+        E, lens, pot = random_problem(trial, 5, list(rng.integers(1, 12, size=6)), scale=4, with_mask=True)
+        paths, scores = viterbi(xp, E, lens, pot)
+        for b, n in enumerate(lens):
+            y = paths[b, :n]
+            assert pot.mask.start[y[0]] and pot.mask.end[y[-1]]
+            assert all(pot.mask.transitions[y[t - 1], y[t]] for t in range(1, n))
+
+
+def test_bad_lengths_raise_clear_errors():
+    E, lens, pot = random_problem(0, 3, [2, 3])
+    with pytest.raises(ValueError, match="lengths must lie"):
+        forward_backward(xp, E, numpy.array([0, 3]), pot)
+    with pytest.raises(ValueError, match="lengths must lie"):
+        viterbi(xp, E, numpy.array([2, 4]), pot)
+    with pytest.raises(ValueError, match="Expected emissions"):
+        forward_backward(xp, E[0], lens, pot)

@@ -12,7 +12,7 @@ setup(
     install_requires=["spacy>=3.8.0,<3.9.0", "thinc>=8.3.12,<8.4.0", "numpy>=1.24"],
     extras_require={
         "transformers": ["spacy-transformers==1.4.0", "transformers==4.53.2", "torch==2.13.0"],
-        "test": ["pytest==9.0.3", "hypothesis==6.155.2"],
+        "test": ["pytest==9.0.3"],
         "bench": ["torch==2.13.0", "pytorch-crf==0.7.2"],
     },
     entry_points={

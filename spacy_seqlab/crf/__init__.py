@@ -1,5 +1,5 @@
 """Linear-chain CRF math on plain arrays (numpy or cupy through ``xp``)."""
-from .forward_backward import Marginals, forward_backward, log_partition
+from .forward_backward import Marginals, forward_backward
 from .potentials import (
     ChainPotentials,
     TransitionMask,
@@ -18,7 +18,6 @@ __all__ = [
     "clamp_emissions",
     "forward_backward",
     "gold_counts",
-    "log_partition",
     "sequence_scores",
     "viterbi",
 ]

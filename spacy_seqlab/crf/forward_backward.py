@@ -57,11 +57,6 @@ def forward_backward(xp, emissions, lengths, potentials: ChainPotentials) -> Mar
     )
 
 
-def log_partition(xp, emissions, lengths, potentials: ChainPotentials):
-    """log Z (B,) of each sequence; a thin wrapper over ``forward_backward``."""
-    return forward_backward(xp, emissions, lengths, potentials).log_z
-
-
 def _check_lengths(xp, E, lengths) -> None:
     if E.ndim != 3 or lengths.shape != (E.shape[0],):
         raise ValueError(

@@ -29,10 +29,6 @@ class ChainPotentials:
     end: Any  # (L,)
     mask: Optional[TransitionMask] = None
 
-    @property
-    def n_labels(self) -> int:
-        return self.transitions.shape[0]
-
     def masked(self, xp, dtype: str = "float64") -> Tuple[Any, Any, Any]:
         """Transition, start and end scores as ``dtype``, -inf where the mask forbids."""
         A = xp.asarray(self.transitions, dtype=dtype)

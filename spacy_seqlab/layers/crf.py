@@ -31,10 +31,6 @@ class CRFScores:
     lengths: Ints1d
     potentials: ChainPotentials
 
-    @property
-    def n_labels(self) -> int:
-        return self.potentials.n_labels
-
 
 @dataclass
 class CRFGradient:

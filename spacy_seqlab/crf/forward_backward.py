@@ -22,19 +22,23 @@ NEG_INF = float("-inf")
 
 @dataclass
 class Marginals:
-    """``log_z`` (B,), ``nodes`` (B, T, L) with zeros at padding, and ``transitions``
-    (B, L, L): the expected count of each label bigram in each sequence."""
+    """``log_z`` (B,), ``nodes`` (B, T, L) with zeros at padding, and ``transitions``:
+    the expected count of each label bigram, per sequence (B, L, L) or, with
+    ``sum_batch``, summed over the batch (L, L)."""
 
     log_z: Any
     nodes: Any
     transitions: Any
 
 
-def forward_backward(xp, emissions, lengths, potentials: ChainPotentials) -> Marginals:
+def forward_backward(
+    xp, emissions, lengths, potentials: ChainPotentials, *, sum_batch: bool = False
+) -> Marginals:
     """Marginals of the CRF over padded ``emissions`` (B, T, L) with ``lengths`` (B,).
 
     Emissions of -inf exclude a label at a position (see ``clamp_emissions``). Every
-    length must be at least 1.
+    length must be at least 1. ``sum_batch`` sums the transition counts over the batch
+    (what a gradient needs) in one matrix product.
     """
     E = xp.asarray(emissions, dtype="float64")
     lengths = xp.asarray(lengths, dtype="int64")
@@ -43,18 +47,20 @@ def forward_backward(xp, emissions, lengths, potentials: ChainPotentials) -> Mar
     order = xp.argsort(-lengths, kind="stable")
     E_sorted, len_sorted = E[order], lengths[order]
     with numpy.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        result, underflow = _scaled(xp, E_sorted, len_sorted, A, s, e)
+        result, underflow = _scaled(xp, E_sorted, len_sorted, A, s, e, sum_batch)
         if bool(underflow.any()):
             rows = xp.nonzero(underflow)[0]
             exact = _log_space(xp, E_sorted[rows], len_sorted[rows], A, s, e)
             result.log_z[rows] = exact.log_z
             result.nodes[rows] = exact.nodes
-            result.transitions[rows] = exact.transitions
+            if sum_batch:
+                result.transitions += exact.transitions.sum(axis=0)
+            else:
+                result.transitions[rows] = exact.transitions
     inverse = xp.empty_like(order)
     inverse[order] = xp.arange(order.shape[0])
-    return Marginals(
-        result.log_z[inverse], result.nodes[inverse], result.transitions[inverse]
-    )
+    transitions = result.transitions if sum_batch else result.transitions[inverse]
+    return Marginals(result.log_z[inverse], result.nodes[inverse], transitions)
 
 
 def _check_lengths(xp, E, lengths) -> None:
@@ -83,55 +89,60 @@ def _shifted_exp(xp, x, axis: int = -1) -> Tuple[Any, Any]:
     return xp.exp(x - m), xp.squeeze(m, axis=axis)
 
 
-def _safe_divide(xp, a, c):
-    return a / xp.where(c > 0, c, 1.0)[..., None]
-
-
-def _scaled(xp, E, lengths, A, s, e) -> Tuple[Marginals, Any]:
+def _scaled(xp, E, lengths, A, s, e, sum_batch: bool) -> Tuple[Marginals, Any]:
+    """Scaled forward-backward over length-sorted rows; flags rows that underflow."""
     B, T, L = E.shape
     n_at = _active_rows(xp, lengths, T)
     rows = xp.arange(B)
+    valid = xp.arange(T)[None, :] < lengths[:, None]
     expA, amax = _shifted_exp(xp, A.reshape(-1))
     expA = expA.reshape(L, L)
+    expA_T = xp.ascontiguousarray(expA.T)
+    # emit[b, t] = exp(E[b, t] - m[b, t]); the start scores are folded into t = 0
     emit, m = _shifted_exp(xp, E)
-    underflow = xp.zeros((B,), dtype=bool)
-    # forward: alpha_t = normalize((alpha_{t-1} @ exp(A)) * exp(E_t - m_t))
+    emit[:, 0], m[:, 0] = _shifted_exp(xp, s[None, :] + E[:, 0])
+    m[:, 1:] += amax
+    # forward: alpha_t = normalize((alpha_{t-1} @ exp(A)) * emit_t), c_t the normalizer
     alpha = xp.zeros((B, T, L))
-    log_c = xp.zeros((B, T))
-    first, m0 = _shifted_exp(xp, s[None, :] + E[:, 0])
-    c = first.sum(axis=1)
-    underflow |= c <= 0
-    alpha[:, 0] = _safe_divide(xp, first, c)
-    log_c[:, 0] = xp.log(c) + m0
+    c = xp.ones((B, T))
+    xp.sum(emit[:, 0], axis=1, out=c[:, 0])
+    xp.divide(emit[:, 0], c[:, 0, None], out=alpha[:, 0])
     for t in range(1, T):
         n = n_at[t]
-        a = (alpha[:n, t - 1] @ expA) * emit[:n, t]
-        c = a.sum(axis=1)
-        underflow[:n] |= c <= 0
-        alpha[:n, t] = _safe_divide(xp, a, c)
-        log_c[:n, t] = xp.log(c) + m[:n, t] + amax
+        a = alpha[:n, t]
+        xp.matmul(alpha[:n, t - 1], expA, out=a)
+        a *= emit[:n, t]
+        c_t = xp.sum(a, axis=1, out=c[:n, t])
+        a /= c_t[:, None]
     end_exp, emax = _shifted_exp(xp, e)
-    c_end = (alpha[rows, lengths - 1] * end_exp).sum(axis=1)
-    underflow |= c_end <= 0
-    log_z = log_c.sum(axis=1) + xp.log(c_end) + emax
+    c_end = alpha[rows, lengths - 1] @ end_exp
+    log_z = xp.where(valid, xp.log(c) + m, 0.0).sum(axis=1) + xp.log(c_end) + emax
     # backward, normalized at each step; the scale cancels in the marginals
     beta = xp.zeros((B, T, L))
     beta[rows, lengths - 1] = end_exp / max(float(end_exp.sum()), 1e-300)
+    weighted = xp.empty((B, L))
     for t in range(T - 2, -1, -1):
         n = n_at[t + 1]
-        b = (emit[:n, t + 1] * beta[:n, t + 1]) @ expA.T
-        beta[:n, t] = _safe_divide(xp, b, b.sum(axis=1))
+        w = xp.multiply(emit[:n, t + 1], beta[:n, t + 1], out=weighted[:n])
+        b = beta[:n, t]
+        xp.matmul(w, expA_T, out=b)
+        b /= b.sum(axis=1)[:, None]
     nodes = alpha * beta
-    nodes = _safe_divide(xp, nodes, nodes.sum(axis=2))
-    if T > 1:
-        # xi_t(i, j) = alpha_{t-1}(i) exp(A)(i, j) v_t(j) / norm_t, v_t = emit_t * beta_t
-        v = emit[:, 1:] * beta[:, 1:]
-        norm = ((alpha[:, :-1] @ expA) * v).sum(axis=2)
-        u = _safe_divide(xp, alpha[:, :-1], norm)
-        transitions = (u.transpose(0, 2, 1) @ v) * expA
+    node_sums = nodes.sum(axis=2)
+    nodes /= xp.where(valid, node_sums, 1.0)[..., None]
+    underflow = ~xp.isfinite(log_z) | ~(xp.where(valid, node_sums, 1.0) > 0).all(axis=1)
+    nodes[underflow] = 0.0
+    # xi_t(i, j) = alpha_{t-1}(i) exp(A)(i, j) emit_t(j) beta_t(j) / norm_t, where
+    # norm_t = c_t * node_sums_t; v holds the right factor, zero at t = 0 and padding
+    norm = xp.where(valid & ~underflow[:, None], c * node_sums, xp.inf)
+    norm[:, 0] = xp.inf
+    v = emit * beta / norm[..., None]
+    if sum_batch:
+        # consecutive rows of the flattened arrays pair (t - 1, t); v is 0 across rows
+        flat_alpha = alpha.reshape(-1, L)[:-1]
+        transitions = (flat_alpha.T @ v.reshape(-1, L)[1:]) * expA
     else:
-        transitions = xp.zeros((B, L, L))
-    underflow |= ~xp.isfinite(log_z)
+        transitions = (alpha[:, :-1].transpose(0, 2, 1) @ v[:, 1:]) * expA
     return Marginals(log_z, nodes, transitions), underflow
 
 

@@ -74,10 +74,14 @@ def sequence_scores(xp, emissions, lengths, gold, potentials: ChainPotentials):
 
 
 def gold_counts(xp, lengths, gold, n_labels: int):
-    """One-hot node indicators (B, T, L) and transition counts (B, L, L) of ``gold``."""
+    """One-hot node indicators (B, T, L) of ``gold`` (B, T), and its label bigram
+    counts summed over the batch (L, L)."""
     B, T = gold.shape
     valid = xp.arange(T)[None, :] < lengths[:, None]
-    nodes = (gold[..., None] == xp.arange(n_labels)) & valid[..., None]
-    nodes = nodes.astype("float64")
-    trans = xp.matmul(nodes[:, :-1].transpose(0, 2, 1), nodes[:, 1:])
-    return nodes, trans
+    nodes = xp.zeros((B, T, n_labels))
+    b, t = xp.nonzero(valid)
+    nodes[b, t, gold[b, t]] = 1.0
+    pairs = valid[:, 1:]
+    bigrams = gold[:, :-1][pairs] * n_labels + gold[:, 1:][pairs]
+    counts = xp.bincount(bigrams, minlength=n_labels * n_labels)
+    return nodes, counts.reshape(n_labels, n_labels).astype("float64")

@@ -109,46 +109,45 @@ def crf_loss(ops: Ops, scores: CRFScores, allowed: List[Any]) -> Tuple[float, CR
     annotation at each token: one label where the tag is known, all where it is
     missing (the loss marginalizes over those), all but one for a negative label.
     The gradient is the classic one: marginals minus the (clamped) gold marginals.
+    Sequences with no information (every label allowed everywhere) are skipped.
     """
     xp = ops.xp
     B, T, L = scores.emissions.shape
-    d_emissions = xp.zeros((B, T, L), dtype="float64")
-    d_trans = xp.zeros((L, L), dtype="float64")
-    rows = [i for i in range(B) if int(scores.lengths[i]) > 0]
-    if not rows:
-        return 0.0, _gradient(ops, d_emissions, d_trans, scores.lengths)
-    idx = xp.asarray(rows)
-    E = xp.asarray(scores.emissions[idx], dtype="float64")
-    lengths = scores.lengths[idx]
-    mask = xp.ones(E.shape, dtype=bool)
-    for k, i in enumerate(rows):
-        mask[k, : len(allowed[i])] = xp.asarray(allowed[i], dtype=bool)
-    full = forward_backward(xp, E, lengths, scores.potentials)
-    # clamped side: one-hot counts where every token is labeled, forward-backward else
+    lengths = xp.asarray(scores.lengths, dtype="int64")
+    mask = xp.ones((B, T, L), dtype=bool)
+    for i, a in enumerate(allowed):
+        mask[i, : len(a)] = xp.asarray(a, dtype=bool)
+    valid = xp.arange(T)[None, :] < lengths[:, None]
     n_allowed = mask.sum(axis=2)
-    labeled = (n_allowed == 1).all(axis=1)
-    clamped_log_z = full.log_z.copy()
-    clamped_nodes = full.nodes.copy()
-    clamped_trans = full.transitions.copy()
+    informative = ((n_allowed < L) & valid).any(axis=1)
+    d_emissions = xp.zeros((B, T, L), dtype="float64")
+    if not bool(informative.any()):
+        return 0.0, _gradient(ops, d_emissions, xp.zeros((L, L)), lengths)
+    rows = xp.nonzero(informative)[0]
+    E = xp.asarray(scores.emissions[rows], dtype="float64")
+    lengths, mask = lengths[rows], mask[rows]
+    full = forward_backward(xp, E, lengths, scores.potentials, sum_batch=True)
+    loss = float(full.log_z.sum())
+    d_trans = full.transitions
+    d_emissions[rows] = full.nodes
+    # the clamped CRF: gold counts where every token is labeled, forward-backward else
+    labeled = ((n_allowed[rows] == 1) | ~valid[rows]).all(axis=1)
     if bool(labeled.any()):
         sel = xp.nonzero(labeled)[0]
         gold = mask[sel].argmax(axis=2)
         nodes, trans = gold_counts(xp, lengths[sel], gold, L)
-        clamped_log_z[sel] = sequence_scores(xp, E[sel], lengths[sel], gold, scores.potentials)
-        clamped_nodes[sel] = nodes
-        clamped_trans[sel] = trans
-    partial = ~labeled & (n_allowed < L).any(axis=1)
-    if bool(partial.any()):
-        sel = xp.nonzero(partial)[0]
+        loss -= float(sequence_scores(xp, E[sel], lengths[sel], gold, scores.potentials).sum())
+        d_emissions[rows[sel]] -= nodes
+        d_trans = d_trans - trans
+    if not bool(labeled.all()):
+        sel = xp.nonzero(~labeled)[0]
         clamped = forward_backward(
-            xp, clamp_emissions(xp, E[sel], mask[sel]), lengths[sel], scores.potentials
+            xp, clamp_emissions(xp, E[sel], mask[sel]), lengths[sel], scores.potentials,
+            sum_batch=True,
         )
-        clamped_log_z[sel] = clamped.log_z
-        clamped_nodes[sel] = clamped.nodes
-        clamped_trans[sel] = clamped.transitions
-    loss = float((full.log_z - clamped_log_z).sum())
-    d_emissions[idx] = full.nodes - clamped_nodes
-    d_trans = (full.transitions - clamped_trans).sum(axis=0)
+        loss -= float(clamped.log_z.sum())
+        d_emissions[rows[sel]] -= clamped.nodes
+        d_trans = d_trans - clamped.transitions
     return loss, _gradient(ops, d_emissions, d_trans, scores.lengths)
 
 

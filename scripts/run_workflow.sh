@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Set up .venv and run the EWT workflow (local assets -> convert -> train -> evaluate),
+# printing the test scores at the end. Safe to re-run: finished steps are skipped.
+#   bash scripts/run_workflow.sh                 # short budget, under 15 min on 2 cores
+#   MAX_STEPS=20000 bash scripts/run_workflow.sh # full run
+#   CONFIG=ewt_upos_featcrf bash scripts/run_workflow.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CONFIG=${CONFIG:-ewt_xpos_crf}
+MAX_STEPS=${MAX_STEPS:-3000}
+PYTHON=${PYTHON:-$(command -v python3.11 || command -v python3)}
+
+if [ ! -x .venv/bin/python ]; then
+    "$PYTHON" -m venv .venv
+fi
+# torch first and alone: it resolves to the local CPU wheel; with other packages
+# pip may pick a multi-GB CUDA build.
+.venv/bin/python -m pip install --quiet torch==2.13.0
+.venv/bin/python -m pip install --quiet -c constraints.txt -e .
+
+VARS=(--vars.config "$CONFIG" --vars.max_steps "$MAX_STEPS")
+.venv/bin/python -m spacy project run local-assets . "${VARS[@]}"
+# Downloads only what local-assets did not provide (files matching their checksum are skipped).
+.venv/bin/python -m spacy project assets .
+.venv/bin/python -m spacy project run all . "${VARS[@]}"
+
+.venv/bin/python scripts/print_metrics.py "metrics/$CONFIG.json"

@@ -23,18 +23,19 @@ def problem(seed=0, L=3, lengths=(4, 1, 3)):
         a[numpy.arange(len(g)), g] = True
         if k == 0:
             a[1] = True  # a missing label
-            a[2] = [True, False, True]  # a negative label
+            a[2] = True
+            a[2, 1] = False  # a negative label
         allowed.append(a)
     return CRFScores(E, numpy.asarray(lengths), pot), allowed
 
 
 def total_loss(scores, allowed):
-    return crf_loss(ops, scores, allowed)[0]
+    return crf_loss(ops, scores, allowed, dtype="float64")[0]
 
 
 def test_loss_is_nll_of_the_allowed_sequences():
     scores, allowed = problem()
-    loss, _ = crf_loss(ops, scores, allowed)
+    loss, _ = crf_loss(ops, scores, allowed, dtype="float64")
     expected = 0.0
     pot = scores.potentials
     for b, n in enumerate(scores.lengths):
@@ -45,7 +46,7 @@ def test_loss_is_nll_of_the_allowed_sequences():
 
 def test_gradients_equal_finite_differences():
     scores, allowed = problem(seed=3)
-    _, grad = crf_loss(ops, scores, allowed)
+    _, grad = crf_loss(ops, scores, allowed, dtype="float64")
     eps = 1e-5
     pot = scores.potentials
     for name, array, analytic in [
@@ -67,6 +68,15 @@ def test_gradients_equal_finite_differences():
             for b, n in enumerate(scores.lengths):
                 numeric[b, n:] = 0.0
         numpy.testing.assert_allclose(analytic, numeric, atol=1e-5, err_msg=name)
+
+
+def test_float32_loss_matches_float64():
+    scores, allowed = problem(seed=5, L=12, lengths=(30, 7, 19))
+    loss64, grad64 = crf_loss(ops, scores, allowed, dtype="float64")
+    loss32, grad32 = crf_loss(ops, scores, allowed)
+    assert loss32 == pytest.approx(loss64, rel=1e-5)
+    numpy.testing.assert_allclose(grad32.emissions, grad64.emissions, atol=1e-5)
+    numpy.testing.assert_allclose(grad32.transitions, grad64.transitions, atol=1e-4)
 
 
 def test_unlabeled_sequence_contributes_nothing():

@@ -84,6 +84,21 @@ def test_clamped_crf_equals_enumeration_over_consistent_sequences(seed, L, lengt
         numpy.testing.assert_allclose(out.transitions[b], trans, atol=1e-9)
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_count_modes_agree(dtype):
+    E, lens, pot = random_problem(9, 6, [7, 3, 12, 1, 12], with_mask=True)
+    per_sequence = forward_backward(xp, E, lens, pot)
+    batch = forward_backward(xp, E, lens, pot, counts="batch", dtype=dtype)
+    none = forward_backward(xp, E, lens, pot, counts=None, dtype=dtype)
+    tol = 1e-9 if dtype == "float64" else 1e-5
+    numpy.testing.assert_allclose(batch.transitions, per_sequence.transitions.sum(axis=0), atol=tol * 10)
+    numpy.testing.assert_allclose(batch.log_z, per_sequence.log_z, rtol=tol)
+    numpy.testing.assert_allclose(none.nodes, per_sequence.nodes, atol=tol)
+    assert none.transitions is None
+    with pytest.raises(ValueError, match="counts must be one of"):
+        forward_backward(xp, E, lens, pot, counts="all")
+
+
 def test_gold_score_and_counts_match_definition():
     E, lens, pot = random_problem(0, 3, [4, 2])
     gold = numpy.array([[0, 2, 1, 1], [2, 0, -1, -1]])
@@ -139,9 +154,12 @@ def test_extreme_scores_fall_back_to_log_space():
     pot = ChainPotentials(A, numpy.zeros(2), numpy.zeros(2))
     lens = numpy.array([3, 2])
     with numpy.errstate(all="ignore"):
-        _, underflow = _scaled(xp, E, lens, *pot.masked(xp), sum_batch=False)
+        _, underflow = _scaled(xp, E, lens, *pot.masked(xp), "sequence", "float64")
     assert underflow.tolist() == [True, False]
     out = forward_backward(xp, E, lens, pot)
+    summed = forward_backward(xp, E, lens, pot, counts="batch", dtype="float32")
+    numpy.testing.assert_allclose(summed.transitions, out.transitions.sum(axis=0), atol=1e-5)
+    numpy.testing.assert_allclose(summed.log_z, out.log_z, rtol=1e-6)
     for b, n in enumerate(lens):
         log_z, nodes, trans, _, _ = brute_force(E[b], n, A, pot.start, pot.end)
         assert out.log_z[b] == pytest.approx(log_z, abs=1e-8)

@@ -106,14 +106,18 @@ def test_missing_tags_are_marginalized_not_dropped():
     tagger = nlp.add_pipe("crf_tagger")
     data = TRAIN_DATA + [("They will read", {"tags": ["PRP", "", "VB"]})]
     examples = make_examples(nlp, data)
-    train(nlp, examples, steps=40)
+    nlp.initialize(lambda: examples)
     unlabeled = Example.from_dict(nlp.make_doc("books books"), {})
-    docs = [eg.predicted for eg in [examples[-1], unlabeled]]
-    scores = tagger.model.predict(docs)
-    loss, grad = tagger.get_loss([examples[-1], unlabeled], scores)
+    batch = [examples[-1], unlabeled]
+    scores = tagger.model.predict([eg.predicted for eg in batch])
+    loss, grad = tagger.get_loss(batch, scores)
     assert loss > 0  # the partially tagged doc still counts
     assert numpy.abs(grad.emissions[1]).max() < 1e-6  # the untagged doc does not
-    assert numpy.abs(grad.emissions[0, 1]).max() > 0  # its missing token is marginalized
+    allowed = tagger.allowed_labels(examples[-1])
+    assert allowed[1].all() and allowed[0].sum() == allowed[2].sum() == 1
+    assert numpy.abs(grad.emissions[0, 0]).max() > 0.1  # the known tags are learned
+    assert grad.emissions[0, 1].sum() == pytest.approx(0.0, abs=1e-5)
+    train(nlp, examples, steps=40)
     assert [t.tag_ for t in nlp("They will read")] == ["PRP", "MD", "VB"]
 
 

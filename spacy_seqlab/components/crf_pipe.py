@@ -17,6 +17,7 @@ from spacy.vocab import Vocab
 from thinc.api import Model
 from thinc.types import Floats1d, Ints1d
 
+from ..crf import allowed_from_gold
 from ..layers.crf import CRFGradient, CRFScores, crf_decode, crf_loss
 
 Predictions = Tuple[List[Ints1d], List[Floats1d]]
@@ -90,17 +91,16 @@ class CRFPipe(TrainablePipe):
         negative label (``neg_prefix`` + label) allows all but that one.
         """
         index = self._label_index()
-        neg = self.cfg["neg_prefix"]
         gold = self.gold_labels(example)
-        allowed = numpy.ones((len(gold), len(index)), dtype=bool)
-        for i, label in enumerate(gold):
-            if not label:
-                continue
+        ids = numpy.fromiter(
+            (index.get(label, -2) if label else -1 for label in gold), dtype="int64", count=len(gold)
+        )
+        allowed = allowed_from_gold(numpy, ids, len(index))
+        for i in numpy.nonzero(ids == -2)[0].tolist():
+            label, neg = gold[i], self.cfg["neg_prefix"]
             if neg and label.startswith(neg) and label[len(neg):] in index:
+                allowed[i] = True
                 allowed[i, index[label[len(neg):]]] = False
-            elif label in index:
-                allowed[i] = False
-                allowed[i, index[label]] = True
             else:
                 raise ValueError(
                     f"[{self.name}] gold label {label!r} is not among the component's "
@@ -159,7 +159,11 @@ class CRFPipe(TrainablePipe):
         self.model.initialize(X=doc_sample)
 
     def _label_index(self) -> Dict[str, int]:
-        return {label: i for i, label in enumerate(self.labels)}
+        labels = self.cfg["labels"]
+        if getattr(self, "_index_for", None) != labels:
+            self._index_for = list(labels)
+            self._index = {label: i for i, label in enumerate(labels)}
+        return self._index
 
     # --- loading ----------------------------------------------------------------
     def from_disk(self, path, *, exclude=tuple()):

@@ -2,29 +2,35 @@
 expected transition counts.
 
 The fast path is Rabiner's scaled forward-backward in probability space: each step is
-one ``(n, L) @ (L, L)`` matrix product, and the log of each step's normalizer is kept so
-log Z stays exact for sequences of any length. Rows whose normalizer underflows (score
-ranges beyond float64's exp range) are recomputed in log space.
+one ``(n, L) @ (L, L)`` matrix product; the log of each step's normalizer is kept so
+log Z stays exact for sequences of any length, and the backward pass reuses the
+forward normalizers so ``alpha * beta`` are the node marginals. Rows whose scaled
+recursion underflows (score gaps beyond the dtype's exp range) are recomputed in
+float64 log space.
 
 Sequences are processed longest first, so at step ``t`` only the prefix of rows still
 running takes part: the work is proportional to the number of tokens, not to
 ``B * max_length``.
 """
 from dataclasses import dataclass
-from typing import Any, Tuple
+from typing import Any, Optional, Tuple
 
 import numpy
 
 from .potentials import ChainPotentials
 
 NEG_INF = float("-inf")
+# Rows per matrix product when summing transition counts: small products stay on one
+# BLAS thread, which avoids stalls when OpenBLAS splits tiny GEMMs across busy cores.
+GEMM_ROWS = 96
+COUNT_MODES = ("sequence", "batch", None)
 
 
 @dataclass
 class Marginals:
     """``log_z`` (B,), ``nodes`` (B, T, L) with zeros at padding, and ``transitions``:
-    the expected count of each label bigram, per sequence (B, L, L) or, with
-    ``sum_batch``, summed over the batch (L, L)."""
+    expected label bigram counts per sequence (B, L, L) with ``counts="sequence"``,
+    summed over the batch (L, L) with ``counts="batch"``, or None."""
 
     log_z: Any
     nodes: Any
@@ -32,34 +38,48 @@ class Marginals:
 
 
 def forward_backward(
-    xp, emissions, lengths, potentials: ChainPotentials, *, sum_batch: bool = False
+    xp,
+    emissions,
+    lengths,
+    potentials: ChainPotentials,
+    *,
+    counts: Optional[str] = "sequence",
+    dtype: str = "float64",
 ) -> Marginals:
     """Marginals of the CRF over padded ``emissions`` (B, T, L) with ``lengths`` (B,).
 
     Emissions of -inf exclude a label at a position (see ``clamp_emissions``). Every
-    length must be at least 1. ``sum_batch`` sums the transition counts over the batch
-    (what a gradient needs) in one matrix product.
+    length must be at least 1. ``counts`` picks the transition counts returned
+    ("batch" is what a gradient needs; None skips them, for decoding). ``dtype`` is
+    the precision of the recursion; log Z is always accumulated in float64.
     """
-    E = xp.asarray(emissions, dtype="float64")
+    if counts not in COUNT_MODES:
+        raise ValueError(f"counts must be one of {COUNT_MODES}, got {counts!r}")
+    E = xp.asarray(emissions)
+    if E.dtype not in (xp.float32, xp.float64):
+        E = E.astype("float64")
     lengths = xp.asarray(lengths, dtype="int64")
     _check_lengths(xp, E, lengths)
     A, s, e = potentials.masked(xp)
-    order = xp.argsort(-lengths, kind="stable")
-    E_sorted, len_sorted = E[order], lengths[order]
-    with numpy.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        result, underflow = _scaled(xp, E_sorted, len_sorted, A, s, e, sum_batch)
+    order, E_sorted, len_sorted = _sort_by_length(xp, E, lengths)
+    with numpy.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
+        result, underflow = _scaled(xp, E_sorted, len_sorted, A, s, e, counts, dtype)
         if bool(underflow.any()):
-            rows = xp.nonzero(underflow)[0]
-            exact = _log_space(xp, E_sorted[rows], len_sorted[rows], A, s, e)
-            result.log_z[rows] = exact.log_z
-            result.nodes[rows] = exact.nodes
-            if sum_batch:
-                result.transitions += exact.transitions.sum(axis=0)
-            else:
-                result.transitions[rows] = exact.transitions
+            bad = xp.nonzero(underflow)[0]
+            exact = _log_space(xp, E_sorted[bad].astype("float64"), len_sorted[bad], A, s, e)
+            result.log_z[bad] = exact.log_z
+            result.nodes[bad] = exact.nodes
+            if counts == "sequence":
+                result.transitions[bad] = exact.transitions
+            elif counts == "batch":
+                good = xp.nonzero(~underflow)[0]
+                clean, _ = _scaled(xp, E_sorted[good], len_sorted[good], A, s, e, counts, dtype)
+                result.transitions = clean.transitions + exact.transitions.sum(axis=0)
     inverse = xp.empty_like(order)
     inverse[order] = xp.arange(order.shape[0])
-    transitions = result.transitions if sum_batch else result.transitions[inverse]
+    transitions = result.transitions
+    if counts == "sequence":
+        transitions = transitions[inverse]
     return Marginals(result.log_z[inverse], result.nodes[inverse], transitions)
 
 
@@ -76,10 +96,18 @@ def _check_lengths(xp, E, lengths) -> None:
         )
 
 
+def _sort_by_length(xp, E, lengths):
+    """Order rows longest first (no copy when they already are)."""
+    if bool((lengths[:-1] >= lengths[1:]).all()):
+        return xp.arange(lengths.shape[0]), E, lengths
+    order = xp.argsort(-lengths, kind="stable")
+    return order, E[order], lengths[order]
+
+
 def _active_rows(xp, lengths, T: int):
     """n_t: how many of the length-sorted rows are still running at step t."""
     host = numpy.asarray(lengths.get() if hasattr(lengths, "get") else lengths)
-    return [int((host > t).sum()) for t in range(T)]
+    return (host[None, :] > numpy.arange(T)[:, None]).sum(axis=1).tolist()
 
 
 def _shifted_exp(xp, x, axis: int = -1) -> Tuple[Any, Any]:
@@ -89,60 +117,69 @@ def _shifted_exp(xp, x, axis: int = -1) -> Tuple[Any, Any]:
     return xp.exp(x - m), xp.squeeze(m, axis=axis)
 
 
-def _scaled(xp, E, lengths, A, s, e, sum_batch: bool) -> Tuple[Marginals, Any]:
+def _scaled(xp, E, lengths, A, s, e, counts, dtype) -> Tuple[Marginals, Any]:
     """Scaled forward-backward over length-sorted rows; flags rows that underflow."""
     B, T, L = E.shape
     n_at = _active_rows(xp, lengths, T)
     rows = xp.arange(B)
     valid = xp.arange(T)[None, :] < lengths[:, None]
     expA, amax = _shifted_exp(xp, A.reshape(-1))
-    expA = expA.reshape(L, L)
+    expA = expA.reshape(L, L).astype(dtype)
     expA_T = xp.ascontiguousarray(expA.T)
     # emit[b, t] = exp(E[b, t] - m[b, t]); the start scores are folded into t = 0
-    emit, m = _shifted_exp(xp, E)
-    emit[:, 0], m[:, 0] = _shifted_exp(xp, s[None, :] + E[:, 0])
+    m = E.max(axis=2, keepdims=True)
+    m = xp.where(xp.isfinite(m), m, 0.0).astype(E.dtype)
+    emit = xp.exp((E - m).astype(dtype, copy=False))
+    m = m[..., 0].astype("float64")
+    first, m[:, 0] = _shifted_exp(xp, s[None, :] + E[:, 0])
+    emit[:, 0] = first
     m[:, 1:] += amax
-    # forward: alpha_t = normalize((alpha_{t-1} @ exp(A)) * emit_t), c_t the normalizer
-    alpha = xp.zeros((B, T, L))
-    c = xp.ones((B, T))
+    # forward: alpha_t = (alpha_{t-1} @ exp(A)) * emit_t / c_t, c_t the normalizer
+    alpha = xp.zeros((B, T, L), dtype=dtype)
+    c = xp.ones((B, T), dtype=dtype)
     xp.sum(emit[:, 0], axis=1, out=c[:, 0])
     xp.divide(emit[:, 0], c[:, 0, None], out=alpha[:, 0])
+    ones = xp.ones((L,), dtype=dtype)
     for t in range(1, T):
         n = n_at[t]
         a = alpha[:n, t]
         xp.matmul(alpha[:n, t - 1], expA, out=a)
         a *= emit[:n, t]
-        c_t = xp.sum(a, axis=1, out=c[:n, t])
+        c_t = xp.matmul(a, ones, out=c[:n, t])
         a /= c_t[:, None]
     end_exp, emax = _shifted_exp(xp, e)
-    c_end = alpha[rows, lengths - 1] @ end_exp
-    log_z = xp.where(valid, xp.log(c) + m, 0.0).sum(axis=1) + xp.log(c_end) + emax
-    # backward, normalized at each step; the scale cancels in the marginals
-    beta = xp.zeros((B, T, L))
-    beta[rows, lengths - 1] = end_exp / max(float(end_exp.sum()), 1e-300)
-    weighted = xp.empty((B, L))
+    c_end = alpha[rows, lengths - 1].astype("float64") @ end_exp
+    log_c = xp.where(valid, xp.log(c.astype("float64")) + m, 0.0)
+    log_z = log_c.sum(axis=1) + xp.log(c_end) + emax
+    # backward with the forward normalizers: beta_t = (w_{t+1} @ exp(A).T),
+    # w_{t+1} = emit_{t+1} * beta_{t+1} / c_{t+1}; then alpha_t * beta_t is the marginal
+    beta = xp.zeros((B, T, L), dtype=dtype)
+    beta[rows, lengths - 1] = (end_exp[None, :] / c_end[:, None]).astype(dtype)
+    w = xp.empty((B, L), dtype=dtype)
+    if counts == "batch":
+        transitions = xp.zeros((L, L), dtype=dtype)
+    elif counts == "sequence":
+        transitions = xp.zeros((B, L, L), dtype=dtype)
+    else:
+        transitions = None
     for t in range(T - 2, -1, -1):
         n = n_at[t + 1]
-        w = xp.multiply(emit[:n, t + 1], beta[:n, t + 1], out=weighted[:n])
-        b = beta[:n, t]
-        xp.matmul(w, expA_T, out=b)
-        b /= b.sum(axis=1)[:, None]
-    nodes = alpha * beta
-    node_sums = nodes.sum(axis=2)
-    nodes /= xp.where(valid, node_sums, 1.0)[..., None]
-    underflow = ~xp.isfinite(log_z) | ~(xp.where(valid, node_sums, 1.0) > 0).all(axis=1)
-    nodes[underflow] = 0.0
-    # xi_t(i, j) = alpha_{t-1}(i) exp(A)(i, j) emit_t(j) beta_t(j) / norm_t, where
-    # norm_t = c_t * node_sums_t; v holds the right factor, zero at t = 0 and padding
-    norm = xp.where(valid & ~underflow[:, None], c * node_sums, xp.inf)
-    norm[:, 0] = xp.inf
-    v = emit * beta / norm[..., None]
-    if sum_batch:
-        # consecutive rows of the flattened arrays pair (t - 1, t); v is 0 across rows
-        flat_alpha = alpha.reshape(-1, L)[:-1]
-        transitions = (flat_alpha.T @ v.reshape(-1, L)[1:]) * expA
-    else:
-        transitions = (alpha[:, :-1].transpose(0, 2, 1) @ v[:, 1:]) * expA
+        w_t = xp.multiply(emit[:n, t + 1], beta[:n, t + 1], out=w[:n])
+        w_t /= c[:n, t + 1, None]
+        xp.matmul(w_t, expA_T, out=beta[:n, t])
+        # xi_{t,t+1}(i, j) = alpha_t(i) exp(A)(i, j) w_{t+1}(j)
+        if counts == "batch":
+            for i in range(0, n, GEMM_ROWS):
+                j = min(i + GEMM_ROWS, n)
+                transitions += alpha[i:j, t].T @ w_t[i:j]
+        elif counts == "sequence":
+            transitions[:n] += alpha[:n, t, :, None] * w_t[:, None, :]
+    nodes = alpha
+    nodes *= beta
+    underflow = ~xp.isfinite(log_z) | ~xp.isfinite(nodes.sum(axis=(1, 2)))
+    underflow |= ~((c > 0) | ~valid).all(axis=1)
+    if transitions is not None:
+        transitions = transitions.astype("float64") * expA
     return Marginals(log_z, nodes, transitions), underflow
 
 
@@ -152,7 +189,7 @@ def _logsumexp(xp, x, axis: int):
 
 
 def _log_space(xp, E, lengths, A, s, e) -> Marginals:
-    """The textbook log-space recursion; exact where the scaled form underflows."""
+    """The textbook float64 log-space recursion; exact where the scaled form underflows."""
     B, T, L = E.shape
     n_at = _active_rows(xp, lengths, T)
     rows = xp.arange(B)

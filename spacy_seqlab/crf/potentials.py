@@ -65,7 +65,8 @@ def sequence_scores(xp, emissions, lengths, gold, potentials: ChainPotentials):
     valid = steps[None, :] < lengths[:, None]
     y = xp.where(valid, gold, 0)
     node = xp.take_along_axis(emissions, y[..., None], axis=2)[..., 0]
-    total = (node * valid).sum(axis=1) + s[y[:, 0]] + e[y[rows, lengths - 1]]
+    total = xp.where(valid, node, 0.0).sum(axis=1, dtype="float64")
+    total += s[y[:, 0]] + e[y[rows, lengths - 1]]
     if T > 1:
         pair_valid = valid[:, 1:]
         pair = A[y[:, :-1], y[:, 1:]]
@@ -78,7 +79,7 @@ def gold_counts(xp, lengths, gold, n_labels: int):
     counts summed over the batch (L, L)."""
     B, T = gold.shape
     valid = xp.arange(T)[None, :] < lengths[:, None]
-    nodes = xp.zeros((B, T, n_labels))
+    nodes = xp.zeros((B, T, n_labels), dtype="float32")
     b, t = xp.nonzero(valid)
     nodes[b, t, gold[b, t]] = 1.0
     pairs = valid[:, 1:]

@@ -3,7 +3,7 @@ from typing import Any, Tuple
 
 import numpy
 
-from .forward_backward import _active_rows, _check_lengths
+from .forward_backward import _active_rows, _check_lengths, _sort_by_length
 from .potentials import ChainPotentials
 
 
@@ -14,40 +14,41 @@ def viterbi(xp, emissions, lengths, potentials: ChainPotentials) -> Tuple[Any, A
     Forbidden transitions (the potentials' mask) and -inf emissions are never chosen
     while any allowed path exists.
 
-    The forward pass keeps only the best score per (row, step, label); the backtrace
-    recovers each backpointer from those with one (B, L) argmax per step, instead of
-    storing a (B, T, L) argmax over a (B, L, L) tensor at every step.
+    Scores are kept batch-last, ``(T, L, B)``, so each step's max over the previous
+    label reduces the outer axis of a contiguous ``(L, L, n)`` block, which numpy
+    vectorizes. Only the best scores are stored: the backtrace recovers each
+    backpointer with one ``(L, n)`` argmax per step.
     """
     E = xp.asarray(emissions, dtype="float32")
     lengths = xp.asarray(lengths, dtype="int64")
     _check_lengths(xp, E, lengths)
     B, T, L = E.shape
     A, s, e = potentials.masked(xp, dtype="float32")
-    A_T = xp.ascontiguousarray(A.T)  # A_T[j, i]: score of i -> j
-    order = xp.argsort(-lengths, kind="stable")
-    E, len_sorted = E[order], lengths[order]
+    A_col = xp.ascontiguousarray(A[:, :, None])  # (L_prev, L, 1)
+    order, E, len_sorted = _sort_by_length(xp, E, lengths)
+    E_t = xp.ascontiguousarray(E.transpose(1, 2, 0))  # (T, L, B)
     n_at = _active_rows(xp, len_sorted, T)
-    history = xp.zeros((B, T, L), dtype="float32")  # best score of a path ending in (t, j)
-    buffer = xp.empty((B, L, L), dtype="float32")
+    best = xp.empty((T, L, B), dtype="float32")  # best score of a path ending in (t, j)
+    buffer = xp.empty(L * L * B, dtype="float32")
     with numpy.errstate(invalid="ignore"):
-        history[:, 0] = s[None, :] + E[:, 0]
+        best[0] = s[:, None] + E_t[0]
         for t in range(1, T):
             n = n_at[t]
-            cand = xp.add(history[:n, t - 1, None, :], A_T[None], out=buffer[:n])
-            history[:n, t] = cand.max(axis=2) + E[:n, t]
+            cand = buffer[: L * L * n].reshape(L, L, n)  # cand[i, j, b]: path via i -> j
+            xp.add(best[t - 1, :, None, :n], A_col, out=cand)
+            xp.add(cand.max(axis=0), E_t[t, :, :n], out=best[t, :, :n])
         rows = xp.arange(B)
-        final = history[rows, len_sorted - 1] + e[None, :]
+        final = best[len_sorted - 1, :, rows] + e[None, :]  # (B, L)
         last = final.argmax(axis=1)
         best_score = final[rows, last]
         paths = xp.full((B, T), -1, dtype="int64")
-        current = last
+        current = last.copy()
         for t in range(T - 1, -1, -1):
             n = n_at[t]
             current = xp.where(len_sorted - 1 == t, last, current)
             paths[:n, t] = current[:n]
             if t > 0:
-                prev = (history[:n, t - 1] + A_T[current[:n]]).argmax(axis=1)
-                current = xp.concatenate([prev, current[n:]])
+                current[:n] = (best[t - 1, :, :n] + A[:, current[:n]]).argmax(axis=0)
     inverse = xp.empty_like(order)
     inverse[order] = xp.arange(B)
     return paths[inverse], best_score[inverse]

@@ -102,7 +102,9 @@ def forward(
     return scores, backprop
 
 
-def crf_loss(ops: Ops, scores: CRFScores, allowed: List[Any]) -> Tuple[float, CRFGradient]:
+def crf_loss(
+    ops: Ops, scores: CRFScores, allowed: List[Any], *, dtype: str = "float32"
+) -> Tuple[float, CRFGradient]:
     """Negative log-likelihood of the allowed labels, summed over the batch.
 
     ``allowed[i]`` is a (T_i, L) bool array: the labels that agree with the gold
@@ -110,6 +112,7 @@ def crf_loss(ops: Ops, scores: CRFScores, allowed: List[Any]) -> Tuple[float, CR
     missing (the loss marginalizes over those), all but one for a negative label.
     The gradient is the classic one: marginals minus the (clamped) gold marginals.
     Sequences with no information (every label allowed everywhere) are skipped.
+    ``dtype`` is the precision of the forward-backward recursions.
     """
     xp = ops.xp
     B, T, L = scores.emissions.shape
@@ -120,13 +123,13 @@ def crf_loss(ops: Ops, scores: CRFScores, allowed: List[Any]) -> Tuple[float, CR
     valid = xp.arange(T)[None, :] < lengths[:, None]
     n_allowed = mask.sum(axis=2)
     informative = ((n_allowed < L) & valid).any(axis=1)
-    d_emissions = xp.zeros((B, T, L), dtype="float64")
+    d_emissions = xp.zeros((B, T, L), dtype="float32")
     if not bool(informative.any()):
         return 0.0, _gradient(ops, d_emissions, xp.zeros((L, L)), lengths)
     rows = xp.nonzero(informative)[0]
-    E = xp.asarray(scores.emissions[rows], dtype="float64")
+    E = scores.emissions[rows]
     lengths, mask = lengths[rows], mask[rows]
-    full = forward_backward(xp, E, lengths, scores.potentials, sum_batch=True)
+    full = forward_backward(xp, E, lengths, scores.potentials, counts="batch", dtype=dtype)
     loss = float(full.log_z.sum())
     d_trans = full.transitions
     d_emissions[rows] = full.nodes
@@ -143,7 +146,7 @@ def crf_loss(ops: Ops, scores: CRFScores, allowed: List[Any]) -> Tuple[float, CR
         sel = xp.nonzero(~labeled)[0]
         clamped = forward_backward(
             xp, clamp_emissions(xp, E[sel], mask[sel]), lengths[sel], scores.potentials,
-            sum_batch=True,
+            counts="batch", dtype=dtype,
         )
         loss -= float(clamped.log_z.sum())
         d_emissions[rows[sel]] -= clamped.nodes
@@ -152,16 +155,17 @@ def crf_loss(ops: Ops, scores: CRFScores, allowed: List[Any]) -> Tuple[float, CR
 
 
 def _gradient(ops: Ops, d_emissions, d_trans, lengths) -> CRFGradient:
+    """Pack the emission and transition gradients; start and end gradients are the
+    emission gradients at each sequence's first and last token."""
     xp = ops.xp
-    B = d_emissions.shape[0]
     nonempty = xp.nonzero(lengths > 0)[0]
     d_start = d_emissions[nonempty, 0].sum(axis=0)
     d_end = d_emissions[nonempty, lengths[nonempty] - 1].sum(axis=0)
     return CRFGradient(
-        ops.asarray3f(d_emissions.astype("float32")),
+        ops.asarray3f(d_emissions),
         ops.asarray2f(d_trans.astype("float32")),
-        ops.asarray1f(d_start.astype("float32")),
-        ops.asarray1f(d_end.astype("float32")),
+        ops.asarray1f(d_start),
+        ops.asarray1f(d_end),
     )
 
 
@@ -181,7 +185,9 @@ def crf_decode(
     E = scores.emissions[rows]
     paths, _ = viterbi(xp, E, lengths[rows], scores.potentials)
     if confidences:
-        nodes = forward_backward(xp, E, lengths[rows], scores.potentials).nodes
+        nodes = forward_backward(
+            xp, E, lengths[rows], scores.potentials, counts=None, dtype="float32"
+        ).nodes
         chosen = xp.take_along_axis(nodes, xp.maximum(paths, 0)[..., None], axis=2)[..., 0]
     for k, i in enumerate(rows.tolist()):
         n = int(lengths[i])

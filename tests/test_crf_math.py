@@ -186,3 +186,34 @@ def test_bad_lengths_raise_clear_errors():
         viterbi(xp, E, numpy.array([2, 4]), pot)
     with pytest.raises(ValueError, match="Expected emissions"):
         forward_backward(xp, E[0], lens, pot)
+
+
+def reference_viterbi(E, n, A, s, e):
+    """Plain max-plus dynamic programming over one sequence."""
+    score = s + E[0]
+    back = []
+    for t in range(1, n):
+        cand = score[:, None] + A
+        back.append(cand.argmax(axis=0))
+        score = cand.max(axis=0) + E[t]
+    score = score + e
+    path = [int(score.argmax())]
+    for pointers in reversed(back):
+        path.append(int(pointers[path[-1]]))
+    return path[::-1], float(score.max())
+
+
+@pytest.mark.parametrize("scale", [0.5, 3.0, 20.0])
+def test_viterbi_with_many_labels_equals_reference(scale):
+    """Peaked emissions (large scale) exercise the pruned max-plus step."""
+    rng = numpy.random.default_rng(int(scale * 10))
+    B, T, L = 6, 30, 24
+    E = (rng.normal(size=(B, T, L)) * scale).astype("float32")
+    A = rng.normal(size=(L, L)).astype("float32")
+    s, e = rng.normal(size=L).astype("float32"), rng.normal(size=L).astype("float32")
+    lens = numpy.array([30, 1, 17, 30, 5, 12])
+    paths, scores = viterbi(xp, E, lens, ChainPotentials(A, s, e))
+    for b, n in enumerate(lens):
+        path, score = reference_viterbi(E[b], n, A, s, e)
+        assert paths[b, :n].tolist() == path
+        assert scores[b] == pytest.approx(score, rel=1e-5)

@@ -30,12 +30,25 @@ def viterbi(xp, emissions, lengths, potentials: ChainPotentials) -> Tuple[Any, A
     n_at = _active_rows(xp, len_sorted, T)
     best = xp.empty((T, L, B), dtype="float32")  # best score of a path ending in (t, j)
     buffer = xp.empty(L * L * B, dtype="float32")
+    # A previous label i can only be the best predecessor of some j if its score is
+    # within the spread of the transition scores of the best one: the rest are pruned
+    # (exactly), which leaves few candidates once the emissions are confident.
+    spread = float(A.max() - A.min()) if bool(xp.isfinite(A).all()) else None
     with numpy.errstate(invalid="ignore"):
         best[0] = s[:, None] + E_t[0]
         for t in range(1, T):
             n = n_at[t]
-            cand = buffer[: L * L * n].reshape(L, L, n)  # cand[i, j, b]: path via i -> j
-            xp.add(best[t - 1, :, None, :n], A_col, out=cand)
+            prev = best[t - 1, :, :n]
+            k = L
+            if spread is not None:
+                k = int((prev >= prev.max(axis=0) - spread).sum(axis=0).max())
+            if 4 * k <= L:
+                top = xp.argpartition(prev, L - k, axis=0)[L - k :]  # (k, n) best labels
+                values = xp.take_along_axis(prev, top, axis=0)
+                cand = values[:, None, :] + A[top].transpose(0, 2, 1)  # (k, L, n)
+            else:
+                cand = buffer[: L * L * n].reshape(L, L, n)  # cand[i, j, b]: via i -> j
+                xp.add(prev[:, None, :], A_col, out=cand)
             xp.add(cand.max(axis=0), E_t[t, :, :n], out=best[t, :, :n])
         rows = xp.arange(B)
         final = best[len_sorted - 1, :, rows] + e[None, :]  # (B, L)

@@ -108,8 +108,8 @@ def test_layer_backprop_routes_gradients_to_params_and_inputs():
 
 
 def test_decode_returns_viterbi_paths_and_their_marginals():
-    scores, _ = problem(seed=4, lengths=(4, 2, 3))
-    scores.lengths = numpy.asarray([4, 0, 3])
+    scores, _ = problem(seed=4, lengths=(3, 2, 4))
+    scores.lengths = numpy.asarray([3, 0, 4])
     paths, confidences = crf_decode(ops, scores)
     assert len(paths[1]) == 0 and len(confidences[1]) == 0
     pot = scores.potentials

@@ -169,28 +169,26 @@ def _gradient(ops: Ops, d_emissions, d_trans, lengths) -> CRFGradient:
     )
 
 
-def crf_decode(
-    ops: Ops, scores: CRFScores, *, confidences: bool = True
-) -> Tuple[List[Ints1d], List[Floats1d]]:
+def crf_decode(ops: Ops, scores: CRFScores) -> Tuple[List[Ints1d], List[Floats1d]]:
     """Viterbi label ids per doc, and the posterior marginal of each chosen label
-    (empty arrays for empty docs; all ones if ``confidences`` is off)."""
+    (empty arrays for empty docs)."""
     xp = ops.xp
-    lengths = scores.lengths
+    lengths = xp.asarray(scores.lengths, dtype="int64")
     B = lengths.shape[0]
     paths_out: List[Ints1d] = [ops.alloc1i(0) for _ in range(B)]
     conf_out: List[Floats1d] = [ops.alloc1f(0) for _ in range(B)]
-    rows = xp.nonzero(lengths > 0)[0]
-    if rows.shape[0] == 0:
+    # sort once, longest first, so neither Viterbi nor forward-backward copies again
+    order = xp.argsort(-lengths, kind="stable")
+    order = order[lengths[order] > 0]
+    if order.shape[0] == 0:
         return paths_out, conf_out
-    E = scores.emissions[rows]
-    paths, _ = viterbi(xp, E, lengths[rows], scores.potentials)
-    if confidences:
-        nodes = forward_backward(
-            xp, E, lengths[rows], scores.potentials, counts=None, dtype="float32"
-        ).nodes
-        chosen = xp.take_along_axis(nodes, xp.maximum(paths, 0)[..., None], axis=2)[..., 0]
-    for k, i in enumerate(rows.tolist()):
-        n = int(lengths[i])
+    E, sorted_lengths = scores.emissions[order], lengths[order]
+    paths, _ = viterbi(xp, E, sorted_lengths, scores.potentials)
+    nodes = forward_backward(
+        xp, E, sorted_lengths, scores.potentials, counts=None, dtype="float32"
+    ).nodes
+    chosen = xp.take_along_axis(nodes, xp.maximum(paths, 0)[..., None], axis=2)[..., 0]
+    for k, (i, n) in enumerate(zip(order.tolist(), sorted_lengths.tolist())):
         paths_out[i] = paths[k, :n]
-        conf_out[i] = chosen[k, :n].astype("float32") if confidences else ops.xp.ones(n, dtype="float32")
+        conf_out[i] = chosen[k, :n]
     return paths_out, conf_out

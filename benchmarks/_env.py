@@ -1,0 +1,152 @@
+"""Shared helpers for the benchmarks: versions, machine, BLAS threads, timing."""
+import ctypes
+import datetime
+import glob
+import os
+import platform
+import statistics
+import time
+from importlib import metadata
+from typing import Any, Callable, Dict, List
+
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+WORK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "work")
+
+
+def versions(*names: str) -> Dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in names:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def machine() -> Dict[str, Any]:
+    cpu = "unknown"
+    try:
+        with open("/proc/cpuinfo", encoding="utf8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return {
+        "cpu_model": cpu,
+        "nproc": len(os.sched_getaffinity(0)),
+        "platform": platform.platform(),
+    }
+
+
+def blas_info() -> Dict[str, Any]:
+    """numpy's BLAS and its thread count: threadpoolctl if installed, else the
+    OpenBLAS bundled with numpy queried through ctypes, plus the thread env vars."""
+    info: Dict[str, Any] = {
+        "env": {
+            k: v
+            for k, v in sorted(os.environ.items())
+            if k.startswith(("OPENBLAS", "OMP_", "MKL_", "GOTO", "BLIS"))
+        }
+    }
+    try:
+        import threadpoolctl
+
+        info["threadpoolctl"] = threadpoolctl.threadpool_info()
+        blas = [p for p in info["threadpoolctl"] if p.get("user_api") == "blas"]
+        info["numpy_blas_threads"] = blas[0]["num_threads"] if blas else None
+        return info
+    except ImportError:
+        info["threadpoolctl"] = "not installed"
+    import numpy
+
+    libdir = os.path.join(os.path.dirname(os.path.dirname(numpy.__file__)), "numpy.libs")
+    for path in glob.glob(os.path.join(libdir, "*openblas*.so*")):
+        lib = ctypes.CDLL(path)
+        for sym, cfg in (
+            ("scipy_openblas_get_num_threads64_", "scipy_openblas_get_config64_"),
+            ("openblas_get_num_threads64_", "openblas_get_config64_"),
+            ("openblas_get_num_threads", "openblas_get_config"),
+        ):
+            if hasattr(lib, sym):
+                info["numpy_blas_threads"] = int(getattr(lib, sym)())
+                get_cfg = getattr(lib, cfg, None)
+                if get_cfg is not None:
+                    get_cfg.restype = ctypes.c_char_p
+                    info["openblas_config"] = get_cfg().decode()
+                info["openblas_lib"] = os.path.basename(path)
+                return info
+    info["numpy_blas_threads"] = None
+    return info
+
+
+def _openblas():
+    import numpy
+
+    libdir = os.path.join(os.path.dirname(os.path.dirname(numpy.__file__)), "numpy.libs")
+    for path in glob.glob(os.path.join(libdir, "*openblas*.so*")):
+        lib = ctypes.CDLL(path)
+        for prefix in ("scipy_openblas_", "openblas_"):
+            for suffix in ("64_", ""):
+                if hasattr(lib, f"{prefix}set_num_threads{suffix}"):
+                    return lib, prefix, suffix
+    return None, "", ""
+
+
+def set_blas_threads(n: int) -> bool:
+    """Set the thread count of the OpenBLAS bundled with numpy at run time
+    (threadpoolctl if installed); False if neither is available."""
+    try:
+        import threadpoolctl
+
+        threadpoolctl.threadpool_limits(n, user_api="blas")
+        return True
+    except ImportError:
+        pass
+    lib, prefix, suffix = _openblas()
+    if lib is None:
+        return False
+    getattr(lib, f"{prefix}set_num_threads{suffix}")(ctypes.c_int(n))
+    return True
+
+
+def wait_idle(max_wait_s: float, threshold: float = 0.5, poll_s: float = 15.0) -> Dict[str, Any]:
+    """Wait until the 1-min load average drops below ``threshold`` (at most ``max_wait_s``)."""
+    t0 = time.time()
+    while os.getloadavg()[0] >= threshold and time.time() - t0 < max_wait_s:
+        time.sleep(poll_s)
+    return {"waited_s": round(time.time() - t0), "idle": os.getloadavg()[0] < threshold,
+            "threshold": threshold}
+
+
+def now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def time_interleaved(
+    fns: Dict[str, Callable[[], Any]], reps: int, warmup: int, rounds: int = 3
+) -> Dict[str, Dict[str, float]]:
+    """Median, min and max wall time (ms) of each function, run in ``rounds``
+    alternating blocks of ``reps // rounds`` calls so that all of them see the same
+    machine load."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times: Dict[str, List[float]] = {name: [] for name in fns}
+    per_round = max(1, reps // rounds)
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            for _ in range(per_round):
+                t0 = time.perf_counter()
+                fn()
+                times[name].append((time.perf_counter() - t0) * 1000.0)
+    return {
+        name: {
+            "median_ms": statistics.median(ts),
+            "min_ms": min(ts),
+            "max_ms": max(ts),
+            "reps": len(ts),
+        }
+        for name, ts in times.items()
+    }

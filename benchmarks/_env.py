@@ -2,6 +2,7 @@
 import ctypes
 import datetime
 import glob
+import json
 import os
 import platform
 import statistics
@@ -150,3 +151,13 @@ def time_interleaved(
         }
         for name, ts in times.items()
     }
+
+
+def write_results(out_dir: str, stem: str, result: Dict[str, Any], markdown: str) -> None:
+    """Write ``stem.json`` and ``stem.md`` to ``out_dir`` and print the Markdown."""
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, f"{stem}.json"), "w", encoding="utf8") as f:
+        json.dump(result, f, indent=2)
+    with open(os.path.join(out_dir, f"{stem}.md"), "w", encoding="utf8") as f:
+        f.write(markdown + "\n")
+    print(markdown)

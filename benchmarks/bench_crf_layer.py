@@ -14,7 +14,6 @@ Run:  .venv/bin/python benchmarks/bench_crf_layer.py
 Writes benchmarks/results/crf_layer.json and benchmarks/results/crf_layer.md.
 """
 import argparse
-import json
 import os
 import sys
 from typing import Any, Dict
@@ -28,6 +27,7 @@ from torchcrf import CRF as TorchCRF  # noqa: E402
 
 from _env import (  # noqa: E402
     RESULTS, blas_info, machine, now, set_blas_threads, time_interleaved, versions, wait_idle,
+    write_results,
 )
 from spacy_seqlab.crf import ChainPotentials, forward_backward, sequence_scores, viterbi  # noqa: E402
 from spacy_seqlab.layers.crf import CRFScores, crf_decode, crf_loss  # noqa: E402
@@ -267,14 +267,8 @@ def main() -> None:
         "targets_speedup": TARGETS,
         "cases": cases,
     }
-    os.makedirs(args.out, exist_ok=True)
     stem = f"crf_layer_{args.tag}" if args.tag else "crf_layer"
-    with open(os.path.join(args.out, f"{stem}.json"), "w", encoding="utf8") as f:
-        json.dump(result, f, indent=2)
-    md = to_markdown(result)
-    with open(os.path.join(args.out, f"{stem}.md"), "w", encoding="utf8") as f:
-        f.write(md + "\n")
-    print(md)
+    write_results(args.out, stem, result, to_markdown(result))
 
 
 if __name__ == "__main__":

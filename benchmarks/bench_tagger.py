@@ -41,7 +41,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
-from _env import RESULTS, WORK, blas_info, machine, now, versions  # noqa: E402
+from _env import RESULTS, WORK, blas_info, machine, now, versions, write_results  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "ud_english_ewt"  # ../shared/data beside the checkout
 SPLITS = ("train", "dev", "test")
@@ -531,13 +531,7 @@ def main() -> None:
         "ratios": summarize(runs),
     }
     suffix = f"_{args.tag}" if args.tag else ""
-    os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, f"tagger_ewt{suffix}.json"), "w", encoding="utf8") as f:
-        json.dump(result, f, indent=2)
-    md = to_markdown(result)
-    with open(os.path.join(args.out, f"tagger_ewt{suffix}.md"), "w", encoding="utf8") as f:
-        f.write(md + "\n")
-    print(md)
+    write_results(args.out, f"tagger_ewt{suffix}", result, to_markdown(result))
 
 
 if __name__ == "__main__":

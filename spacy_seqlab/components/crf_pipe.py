@@ -41,6 +41,8 @@ class CRFPipe(TrainablePipe):
         self.name = name
         self.scorer = scorer
         self.cfg = {"labels": [], "neg_prefix": "!", **cfg}
+        self._index_for: List[str] = []  # the labels that self._index was built from
+        self._index: Dict[str, int] = {}
 
     @property
     def labels(self) -> Tuple[str, ...]:
@@ -160,7 +162,7 @@ class CRFPipe(TrainablePipe):
 
     def _label_index(self) -> Dict[str, int]:
         labels = self.cfg["labels"]
-        if getattr(self, "_index_for", None) != labels:
+        if self._index_for != labels:
             self._index_for = list(labels)
             self._index = {label: i for i, label in enumerate(labels)}
         return self._index

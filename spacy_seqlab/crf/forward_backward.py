@@ -17,6 +17,7 @@ from typing import Any, Optional, Tuple
 
 import numpy
 
+from .batching import active_rows, check_lengths, inverse_permutation, sort_by_length
 from .potentials import ChainPotentials
 
 NEG_INF = float("-inf")
@@ -59,9 +60,9 @@ def forward_backward(
     if E.dtype not in (xp.float32, xp.float64):
         E = E.astype("float64")
     lengths = xp.asarray(lengths, dtype="int64")
-    _check_lengths(xp, E, lengths)
+    check_lengths(xp, E, lengths)
     A, s, e = potentials.masked(xp)
-    order, E_sorted, len_sorted = _sort_by_length(xp, E, lengths)
+    order, E_sorted, len_sorted = sort_by_length(xp, E, lengths)
     with numpy.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
         result, underflow = _scaled(xp, E_sorted, len_sorted, A, s, e, counts, dtype)
         if bool(underflow.any()):
@@ -75,39 +76,11 @@ def forward_backward(
                 good = xp.nonzero(~underflow)[0]
                 clean, _ = _scaled(xp, E_sorted[good], len_sorted[good], A, s, e, counts, dtype)
                 result.transitions = clean.transitions + exact.transitions.sum(axis=0)
-    inverse = xp.empty_like(order)
-    inverse[order] = xp.arange(order.shape[0])
+    inverse = inverse_permutation(xp, order)
     transitions = result.transitions
     if counts == "sequence":
         transitions = transitions[inverse]
     return Marginals(result.log_z[inverse], result.nodes[inverse], transitions)
-
-
-def _check_lengths(xp, E, lengths) -> None:
-    if E.ndim != 3 or lengths.shape != (E.shape[0],):
-        raise ValueError(
-            f"Expected emissions (batch, length, n_labels) and lengths (batch,), "
-            f"got {E.shape} and {lengths.shape}"
-        )
-    if E.shape[0] and (int(lengths.min()) < 1 or int(lengths.max()) > E.shape[1]):
-        raise ValueError(
-            f"Sequence lengths must lie in [1, {E.shape[1]}], got "
-            f"[{int(lengths.min())}, {int(lengths.max())}]"
-        )
-
-
-def _sort_by_length(xp, E, lengths):
-    """Order rows longest first (no copy when they already are)."""
-    if bool((lengths[:-1] >= lengths[1:]).all()):
-        return xp.arange(lengths.shape[0]), E, lengths
-    order = xp.argsort(-lengths, kind="stable")
-    return order, E[order], lengths[order]
-
-
-def _active_rows(xp, lengths, T: int):
-    """n_t: how many of the length-sorted rows are still running at step t."""
-    host = numpy.asarray(lengths.get() if hasattr(lengths, "get") else lengths)
-    return (host[None, :] > numpy.arange(T)[:, None]).sum(axis=1).tolist()
 
 
 def _shifted_exp(xp, x, axis: int = -1) -> Tuple[Any, Any]:
@@ -120,7 +93,7 @@ def _shifted_exp(xp, x, axis: int = -1) -> Tuple[Any, Any]:
 def _scaled(xp, E, lengths, A, s, e, counts, dtype) -> Tuple[Marginals, Any]:
     """Scaled forward-backward over length-sorted rows; flags rows that underflow."""
     B, T, L = E.shape
-    n_at = _active_rows(xp, lengths, T)
+    n_at = active_rows(lengths, T)
     rows = xp.arange(B)
     valid = xp.arange(T)[None, :] < lengths[:, None]
     expA, amax = _shifted_exp(xp, A.reshape(-1))
@@ -191,7 +164,7 @@ def _logsumexp(xp, x, axis: int):
 def _log_space(xp, E, lengths, A, s, e) -> Marginals:
     """The textbook float64 log-space recursion; exact where the scaled form underflows."""
     B, T, L = E.shape
-    n_at = _active_rows(xp, lengths, T)
+    n_at = active_rows(lengths, T)
     rows = xp.arange(B)
     log_alpha = xp.full((B, T, L), NEG_INF)
     log_beta = xp.full((B, T, L), NEG_INF)

@@ -3,7 +3,7 @@ from typing import Any, Tuple
 
 import numpy
 
-from .forward_backward import _active_rows, _check_lengths, _sort_by_length
+from .batching import active_rows, check_lengths, inverse_permutation, sort_by_length
 from .potentials import ChainPotentials
 
 
@@ -21,13 +21,13 @@ def viterbi(xp, emissions, lengths, potentials: ChainPotentials) -> Tuple[Any, A
     """
     E = xp.asarray(emissions, dtype="float32")
     lengths = xp.asarray(lengths, dtype="int64")
-    _check_lengths(xp, E, lengths)
+    check_lengths(xp, E, lengths)
     B, T, L = E.shape
     A, s, e = potentials.masked(xp, dtype="float32")
     A_col = xp.ascontiguousarray(A[:, :, None])  # (L_prev, L, 1)
-    order, E, len_sorted = _sort_by_length(xp, E, lengths)
+    order, E, len_sorted = sort_by_length(xp, E, lengths)
     E_t = xp.ascontiguousarray(E.transpose(1, 2, 0))  # (T, L, B)
-    n_at = _active_rows(xp, len_sorted, T)
+    n_at = active_rows(len_sorted, T)
     best = xp.empty((T, L, B), dtype="float32")  # best score of a path ending in (t, j)
     buffer = xp.empty(L * L * B, dtype="float32")
     # A previous label i can only be the best predecessor of some j if its score is
@@ -62,6 +62,5 @@ def viterbi(xp, emissions, lengths, potentials: ChainPotentials) -> Tuple[Any, A
             paths[:n, t] = current[:n]
             if t > 0:
                 current[:n] = (best[t - 1, :, :n] + A[:, current[:n]]).argmax(axis=0)
-    inverse = xp.empty_like(order)
-    inverse[order] = xp.arange(B)
+    inverse = inverse_permutation(xp, order)
     return paths[inverse], best_score[inverse]

@@ -18,13 +18,19 @@ setup(
     entry_points={
         "spacy_factories": [
             "crf_tagger = spacy_seqlab.components.crf_tagger:make_crf_tagger",
+            "crf_ner = spacy_seqlab.components.crf_ner:make_crf_ner",
         ],
         "spacy_architectures": [
             "spacy_seqlab.CRFTagger.v1 = spacy_seqlab.architectures:build_crf_tagger",
             "spacy_seqlab.HashFeatures.v1 = spacy_seqlab.architectures:build_hash_features",
+            "spacy_seqlab.CharCNN.v1 = spacy_seqlab.layers.chars:CharCNN",
+            "spacy_seqlab.CharBiLSTM.v1 = spacy_seqlab.layers.chars:CharBiLSTM",
+            "spacy_seqlab.CharWordEmbed.v1 = spacy_seqlab.embeddings:build_char_word_embed",
+            "spacy_seqlab.RNNEncoder.v1 = spacy_seqlab.layers.rnn:RNNEncoder",
         ],
         "spacy_scorers": [
             "spacy_seqlab.token_attr_scorer.v1 = spacy_seqlab.scorers:make_token_attr_scorer",
+            "spacy_seqlab.span_scorer.v1 = spacy_seqlab.scorers:make_span_scorer",
         ],
         "thinc_layers": [
             "spacy_seqlab.CRF.v1 = spacy_seqlab.layers.crf:CRF",

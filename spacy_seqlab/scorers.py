@@ -1,7 +1,7 @@
 """Registered scorers."""
 from typing import Any, Dict, Iterable
 
-from spacy.scorer import Scorer
+from spacy.scorer import Scorer, get_ner_prf
 from spacy.training import Example
 from spacy.util import registry
 
@@ -15,3 +15,22 @@ def token_attr_score(examples: Iterable[Example], **kwargs: Any) -> Dict[str, An
 @registry.scorers("spacy_seqlab.token_attr_scorer.v1")
 def make_token_attr_scorer():
     return token_attr_score
+
+
+def span_score(examples: Iterable[Example], **kwargs: Any) -> Dict[str, Any]:
+    """P/R/F overall and per label of ``doc.ents`` (``ents_*``, as spaCy's ner), or of
+    ``doc.spans[spans_key]`` (``spans_{spans_key}_*``) when the component sets a key."""
+    spans_key = kwargs.get("spans_key")
+    if spans_key is None:
+        return get_ner_prf(examples)
+    return Scorer.score_spans(
+        examples,
+        f"spans_{spans_key}",
+        getter=lambda doc, _: doc.spans.get(spans_key, []),
+        has_annotation=lambda doc: spans_key in doc.spans,
+    )
+
+
+@registry.scorers("spacy_seqlab.span_scorer.v1")
+def make_span_scorer():
+    return span_score

@@ -3,6 +3,8 @@ import itertools
 
 import numpy
 
+from spacy_seqlab.crf import ChainPotentials, TransitionMask
+
 
 def enumerate_sequences(E, n, A, s, e, allowed=None, mask=None):
     """All label sequences of length ``n`` with their scores; forbidden ones score -inf.
@@ -38,3 +40,19 @@ def brute_force(E, n, A, s, e, allowed=None, mask=None):
             trans[y[t - 1], y[t]] += p
     best = seqs[int(numpy.argmax(scores))]
     return log_z, nodes, trans, list(best), float(scores.max())
+
+
+def random_problem(seed, n_labels, lengths, scale=2.0, with_mask=False):
+    """Random padded emissions (B, T, L), lengths and potentials, optionally masked."""
+    rng = numpy.random.default_rng(seed)
+    B, T, L = len(lengths), max(lengths), n_labels
+    E = rng.normal(size=(B, T, L)) * scale
+    pot = ChainPotentials(rng.normal(size=(L, L)), rng.normal(size=L), rng.normal(size=L))
+    if with_mask:
+        trans = rng.random((L, L)) > 0.35
+        trans[:, 0] = True  # keep at least one path alive
+        start = rng.random(L) > 0.3
+        end = rng.random(L) > 0.3
+        start[0] = end[0] = True
+        pot.mask = TransitionMask(trans, start, end)
+    return E, numpy.asarray(lengths), pot

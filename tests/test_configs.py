@@ -7,30 +7,36 @@ import pytest
 import spacy
 from spacy.cli.train import train
 from spacy.schemas import ConfigSchemaTraining
-from spacy.tokens import Doc, DocBin
+from spacy.tokens import Doc, DocBin, Span
 from spacy.util import load_config, load_model_from_config, registry, resolve_dot_names
 
 CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.cfg"))
 
-# (word, XPOS, UPOS)
+# (word, XPOS, UPOS); entities and chunks as (start, end, label) token spans
 SENTENCES = [
     [("I", "PRP", "PRON"), ("like", "VBP", "VERB"), ("green", "JJ", "ADJ"), ("eggs", "NNS", "NOUN"), (".", ".", "PUNCT")],
     [("She", "PRP", "PRON"), ("ate", "VBD", "VERB"), ("the", "DT", "DET"), ("cake", "NN", "NOUN"), ("!", ".", "PUNCT")],
     [("Dogs", "NNS", "NOUN"), ("bark", "VBP", "VERB"), ("loudly", "RB", "ADV"), ("at", "IN", "ADP"), ("night", "NN", "NOUN")],
     [("Paris", "NNP", "PROPN"), ("is", "VBZ", "AUX"), ("very", "RB", "ADV"), ("big", "JJ", "ADJ"), (".", ".", "PUNCT")],
 ]
+ENTS = [[], [], [], [(0, 1, "LOC")]]
+CHUNKS = [[(0, 1, "NP"), (1, 2, "VP"), (2, 4, "NP")], [(0, 1, "NP"), (1, 2, "VP"), (2, 4, "NP")],
+          [(0, 1, "NP"), (1, 2, "VP"), (3, 4, "PP"), (4, 5, "NP")], [(0, 1, "NP"), (1, 2, "VP")]]
 
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> Path:
-    """A DocBin with TAG and POS set on every token, used as train and dev."""
+    """A DocBin with TAG, POS, entities and doc.spans["chunks"] on every doc, used as
+    train and dev."""
     vocab = spacy.blank("en").vocab
-    docs = [
-        Doc(vocab, words=[w for w, _, _ in sent], tags=[t for _, t, _ in sent], pos=[p for _, _, p in sent])
-        for sent in SENTENCES * 3
-    ]
+    docs = []
+    for sent, ents, chunks in list(zip(SENTENCES, ENTS, CHUNKS)) * 3:
+        doc = Doc(vocab, words=[w for w, _, _ in sent], tags=[t for _, t, _ in sent], pos=[p for _, _, p in sent])
+        doc.set_ents([Span(doc, *ent) for ent in ents], default="outside")
+        doc.spans["chunks"] = [Span(doc, *chunk) for chunk in chunks]
+        docs.append(doc)
     path = tmp_path_factory.mktemp("corpus") / "tiny.spacy"
-    DocBin(docs=docs, attrs=["ORTH", "TAG", "POS"]).to_disk(path)
+    DocBin(docs=docs).to_disk(path)
     return path
 
 
@@ -38,9 +44,24 @@ def paths(corpus: Path) -> dict:
     return {"paths.train": str(corpus), "paths.dev": str(corpus)}
 
 
+def main_scores(components: dict) -> dict:
+    """The score each trainable component is selected on: component name -> key."""
+    keys = {}
+    for name, cfg in components.items():
+        factory = cfg.get("factory")
+        if factory == "crf_tagger":
+            keys[name] = f"{cfg['attr']}_acc"
+        elif factory == "tagger":
+            keys[name] = "tag_acc"
+        elif factory == "crf_ner":
+            keys[name] = "ents_f" if cfg["spans_key"] is None else f"spans_{cfg['spans_key']}_f"
+    return keys
+
+
 def test_configs_found():
     names = {path.stem for path in CONFIGS}
-    assert {"ewt_xpos_crf", "ewt_upos_crf", "ewt_xpos_featcrf", "ewt_upos_featcrf"} <= names
+    assert {"ewt_xpos_crf", "ewt_upos_crf", "ewt_xpos_featcrf", "ewt_upos_featcrf",
+            "conll03_ner_crf", "conll00_chunk_crf", "conll03_tagger_ner_crf"} <= names
 
 
 @pytest.mark.parametrize("config_path", CONFIGS, ids=lambda p: p.stem)
@@ -48,7 +69,7 @@ def test_config_header(config_path):
     """Each config opens with a two-line comment saying what it trains and how."""
     first, second = config_path.read_text(encoding="utf8").splitlines()[:2]
     assert first.startswith("# ") and second.startswith("# ")
-    assert f"configs/{config_path.name}" in first + second
+    assert f"configs/{config_path.name}" in "\n".join(config_path.read_text(encoding="utf8").splitlines()[:3])
 
 
 @pytest.mark.parametrize("config_path", CONFIGS, ids=lambda p: p.stem)
@@ -59,10 +80,10 @@ def test_config_validates(config_path, corpus):
     filled = nlp.config.interpolate()
     T = registry.resolve(filled["training"], schema=ConfigSchemaTraining)
     resolve_dot_names(filled, [T["train_corpus"], T["dev_corpus"]])
-    # The main score is the accuracy of the attribute the crf_tagger writes.
-    attr = filled["components"]["crf_tagger"]["attr"]
+    # Selected on the main score of each head (accuracy of the attribute, span F).
+    expected = main_scores(filled["components"])
     weights = {k: v for k, v in filled["training"]["score_weights"].items() if v}
-    assert weights == {f"{attr}_acc": 1.0}
+    assert expected and set(weights) == set(expected.values())
 
 
 @pytest.mark.parametrize("config_path", CONFIGS, ids=lambda p: p.stem)
@@ -70,8 +91,14 @@ def test_config_trains(config_path, corpus, tmp_path):
     overrides = {**paths(corpus), "training.max_steps": 6, "training.eval_frequency": 3}
     train(config_path, tmp_path, overrides=overrides)
     nlp = spacy.load(tmp_path / "model-last")
-    attr = nlp.get_pipe("crf_tagger").cfg["attr"]
-    doc = nlp("I like the big cake .")
-    assert all(getattr(token, f"{attr}_") for token in doc)
+    doc = nlp("I like the big cake in Paris .")
+    components = {name: nlp.get_pipe_config(name) for name in nlp.pipe_names}
+    for name, cfg in components.items():
+        if cfg["factory"] in ("crf_tagger", "tagger"):
+            attr = cfg.get("attr", "tag")
+            assert all(getattr(token, f"{attr}_") for token in doc)
+        elif cfg["factory"] == "crf_ner" and cfg["spans_key"] is not None:
+            assert cfg["spans_key"] in doc.spans
     meta = json.loads((tmp_path / "model-best" / "meta.json").read_text(encoding="utf8"))
-    assert 0.0 <= meta["performance"][f"{attr}_acc"] <= 1.0
+    for key in main_scores(components).values():
+        assert 0.0 <= meta["performance"][key] <= 1.0

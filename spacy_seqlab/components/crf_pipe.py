@@ -2,7 +2,9 @@
 
 Subclasses say how gold annotation becomes per-token label strings
 (``gold_labels``) and how decoded label ids are written to the docs
-(``set_annotations``).
+(``set_annotations``). A component whose CRF scores tags derived from its labels
+(``crf_ner``: B-PER, I-PER, ...) overrides ``output_labels``, ``transition_mask`` and
+``labels_from_examples``.
 """
 import math
 from itertools import islice
@@ -14,13 +16,32 @@ from spacy.pipeline import TrainablePipe
 from spacy.tokens import Doc
 from spacy.training import Example, validate_examples, validate_get_examples
 from spacy.vocab import Vocab
-from thinc.api import Model
+from thinc.api import Config, Model
 from thinc.types import Floats1d, Ints1d
 
-from ..crf import allowed_from_gold
+from ..crf import TransitionMask, allowed_from_gold
 from ..layers.crf import CRFGradient, CRFScores, crf_decode, crf_loss
 
 Predictions = Tuple[List[Ints1d], List[Floats1d]]
+
+# the CNN tok2vec of spaCy's own tagger and ner, feeding the CRF
+DEFAULT_CRF_MODEL = Config().from_str(
+    """
+[model]
+@architectures = "spacy_seqlab.CRFTagger.v1"
+nO = null
+
+[model.tok2vec]
+@architectures = "spacy.HashEmbedCNN.v2"
+pretrained_vectors = null
+width = 96
+depth = 4
+embed_size = 2000
+window_size = 1
+maxout_pieces = 3
+subword_features = true
+"""
+)["model"]
 
 
 class CRFPipe(TrainablePipe):
@@ -51,6 +72,21 @@ class CRFPipe(TrainablePipe):
     @property
     def label_data(self) -> List[str]:
         return list(self.labels)
+
+    @property
+    def output_labels(self) -> List[str]:
+        """The labels the CRF scores, in order: by default the component's labels."""
+        return list(self.labels)
+
+    def transition_mask(self) -> Optional[TransitionMask]:
+        """The label bigrams the CRF may decode (None: all)."""
+        return None
+
+    def _sync_transition_mask(self) -> None:
+        # derived from the labels rather than serialized, so it always matches them
+        self.model.get_ref("crf").attrs["transition_mask"] = (
+            self.transition_mask() if self.labels else None
+        )
 
     def add_label(self, label: str) -> int:
         """Add a label before training; returns 0 if it was present, else 1."""
@@ -134,19 +170,14 @@ class CRFPipe(TrainablePipe):
         """Collect labels (from ``labels`` or the examples) and size the model."""
         validate_get_examples(get_examples, f"{type(self).__name__}.initialize")
         if labels is None:
-            labels = sorted(
-                {label for eg in get_examples() for label in self.gold_labels(eg) if label}
-                - {""}
-            )
-            neg = self.cfg["neg_prefix"]
-            labels = [label for label in labels if not (neg and label.startswith(neg))]
+            labels = self.labels_from_examples(get_examples)
         for label in labels:
             self.add_label(label)
         if not self.labels:
             raise ValueError(
                 f"[{self.name}] found no labels in the training examples and none were given"
             )
-        n = len(self.labels)
+        n = len(self.output_labels)
         for ref in ("output_layer", "crf"):
             layer = self.model.get_ref(ref)
             if layer.has_dim("nO") and layer.get_dim("nO") not in (None, n):
@@ -155,13 +186,20 @@ class CRFPipe(TrainablePipe):
                     f"are {n} labels"
                 )
             layer.set_dim("nO", n)
+        self._sync_transition_mask()
         doc_sample = [eg.predicted for eg in islice(get_examples(), 10)]
         if not doc_sample:
             raise ValueError(f"[{self.name}] initialize() got no examples")
         self.model.initialize(X=doc_sample)
 
+    def labels_from_examples(self, get_examples: Callable[[], Iterable[Example]]) -> List[str]:
+        """The labels of the gold annotation (negative labels excluded), sorted."""
+        neg = self.cfg["neg_prefix"]
+        found = {label for eg in get_examples() for label in self.gold_labels(eg) if label}
+        return sorted(label for label in found if not (neg and label.startswith(neg)))
+
     def _label_index(self) -> Dict[str, int]:
-        labels = self.cfg["labels"]
+        labels = self.output_labels
         if self._index_for != labels:
             self._index_for = list(labels)
             self._index = {label: i for i, label in enumerate(labels)}
@@ -170,19 +208,23 @@ class CRFPipe(TrainablePipe):
     # --- loading ----------------------------------------------------------------
     def from_disk(self, path, *, exclude=tuple()):
         try:
-            return super().from_disk(path, exclude=exclude)
+            super().from_disk(path, exclude=exclude)
         except (ValueError, KeyError, TypeError, OSError) as err:
             raise ValueError(
                 f"[{self.name}] could not load the component from {path}: the directory "
                 f"is missing files or they are corrupted or truncated ({type(err).__name__}: "
                 f"{err})"
             ) from err
+        self._sync_transition_mask()
+        return self
 
     def from_bytes(self, bytes_data, *, exclude=tuple()):
         try:
-            return super().from_bytes(bytes_data, exclude=exclude)
+            super().from_bytes(bytes_data, exclude=exclude)
         except (ValueError, KeyError, TypeError) as err:
             raise ValueError(
                 f"[{self.name}] could not load the component from bytes: the data is "
                 f"corrupted or truncated ({type(err).__name__}: {err})"
             ) from err
+        self._sync_transition_mask()
+        return self

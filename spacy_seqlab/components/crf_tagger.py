@@ -8,31 +8,14 @@ from spacy.parts_of_speech import IDS as UPOS_IDS
 from spacy.tokens import Doc, Token
 from spacy.training import Example
 from spacy.vocab import Vocab
-from thinc.api import Config, Model
+from thinc.api import Model
 
 from ..scorers import token_attr_score
-from .crf_pipe import CRFPipe, Predictions
+from .crf_pipe import DEFAULT_CRF_MODEL, CRFPipe, Predictions
 
 ATTRS = {"tag": TAG, "pos": POS}
 CONFIDENCE_KEY = "spacy_seqlab.confidence.{attr}"
 
-DEFAULT_CRF_TAGGER_MODEL = Config().from_str(
-    """
-[model]
-@architectures = "spacy_seqlab.CRFTagger.v1"
-nO = null
-
-[model.tok2vec]
-@architectures = "spacy.HashEmbedCNN.v2"
-pretrained_vectors = null
-width = 96
-depth = 4
-embed_size = 2000
-window_size = 1
-maxout_pieces = 3
-subword_features = true
-"""
-)["model"]
 
 
 def confidence_extension(attr: str) -> str:
@@ -58,7 +41,7 @@ def _register_confidence_extension(attr: str) -> None:
     "crf_tagger",
     assigns=["token.tag", "token.pos"],
     default_config={
-        "model": DEFAULT_CRF_TAGGER_MODEL,
+        "model": DEFAULT_CRF_MODEL,
         "attr": "tag",
         "overwrite": False,
         "neg_prefix": "!",

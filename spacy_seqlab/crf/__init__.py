@@ -1,5 +1,6 @@
 """Linear-chain CRF math on plain arrays (numpy or cupy through ``xp``)."""
-from .forward_backward import Marginals, forward_backward
+from .forward_backward import Marginals, Messages, forward_backward, log_messages
+from .nbest import nbest
 from .potentials import (
     ChainPotentials,
     TransitionMask,
@@ -8,16 +9,21 @@ from .potentials import (
     gold_counts,
     sequence_scores,
 )
+from .segments import segment_log_probs
 from .viterbi import viterbi
 
 __all__ = [
     "ChainPotentials",
     "Marginals",
+    "Messages",
     "TransitionMask",
     "allowed_from_gold",
     "clamp_emissions",
     "forward_backward",
     "gold_counts",
+    "log_messages",
+    "nbest",
+    "segment_log_probs",
     "sequence_scores",
     "viterbi",
 ]

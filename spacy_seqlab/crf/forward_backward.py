@@ -38,6 +38,40 @@ class Marginals:
     transitions: Any
 
 
+@dataclass
+class Messages:
+    """Log forward messages ``log_alpha`` (B, T, L), log backward messages
+    ``log_beta`` (B, T, L), and ``log_z`` (B,)."""
+
+    log_alpha: Any
+    log_beta: Any
+    log_z: Any
+
+
+@dataclass
+class _Scaled:
+    """Scaled messages (alpha * beta is the node marginal), the log normalizer of each
+    step ``log_c`` (B, T), log Z, transition counts, and rows that underflowed."""
+
+    alpha: Any
+    beta: Any
+    log_c: Any
+    log_z: Any
+    transitions: Any
+    underflow: Any
+
+
+@dataclass
+class _Exact:
+    """What the log-space recursion gives for underflowing rows."""
+
+    log_alpha: Any
+    log_beta: Any
+    log_z: Any
+    nodes: Any
+    transitions: Any
+
+
 def forward_backward(
     xp,
     emissions,
@@ -56,6 +90,71 @@ def forward_backward(
     """
     if counts not in COUNT_MODES:
         raise ValueError(f"counts must be one of {COUNT_MODES}, got {counts!r}")
+    run = _run(xp, emissions, lengths, potentials, counts, dtype)
+    nodes = run.alpha
+    nodes *= run.beta
+    if run.exact is not None:  # underflowing rows: the exact log-space results
+        bad, exact = run.exact
+        nodes[bad] = exact.nodes
+        run.log_z[bad] = exact.log_z
+        if counts == "sequence":
+            run.transitions[bad] = exact.transitions
+        elif counts == "batch":
+            good = xp.nonzero(~run.underflow)[0]
+            with numpy.errstate(all="ignore"):
+                clean = _scaled(xp, run.E[good], run.lengths[good], *run.potentials, counts, dtype)
+            run.transitions = clean.transitions + exact.transitions.sum(axis=0)
+    inverse = inverse_permutation(xp, run.order)
+    transitions = run.transitions
+    if counts == "sequence":
+        transitions = transitions[inverse]
+    return Marginals(run.log_z[inverse], nodes[inverse], transitions)
+
+
+def log_messages(xp, emissions, lengths, potentials: ChainPotentials) -> Messages:
+    """Log forward and backward messages (B, T, L) and log Z (B,), float64.
+
+    ``log_alpha[b, t, j]`` scores every prefix ending in label j at t (emission
+    included), ``log_beta[b, t, j]`` every suffix after it (end score included), so
+    ``log_alpha + log_beta - log_z`` is the log marginal; -inf at padding.
+    """
+    run = _run(xp, emissions, lengths, potentials, None, "float64")
+    B, T, _ = run.alpha.shape
+    valid = (xp.arange(T)[None, :] < run.lengths[:, None])[..., None]
+    with numpy.errstate(divide="ignore"):
+        # the scaled messages times the running normalizers give the true messages
+        log_alpha = xp.log(run.alpha) + run.log_c.cumsum(axis=1)[..., None]
+        log_beta = xp.log(run.beta) + (run.log_z[:, None] - run.log_c.cumsum(axis=1))[..., None]
+    log_alpha = xp.where(valid, log_alpha, NEG_INF)
+    log_beta = xp.where(valid, log_beta, NEG_INF)
+    if run.exact is not None:
+        bad, exact = run.exact
+        log_alpha[bad] = exact.log_alpha
+        log_beta[bad] = exact.log_beta
+        run.log_z[bad] = exact.log_z
+    inverse = inverse_permutation(xp, run.order)
+    return Messages(log_alpha[inverse], log_beta[inverse], run.log_z[inverse])
+
+
+@dataclass
+class _Run:
+    """The scaled recursion over length-sorted rows, and the exact log-space results of
+    the rows where it underflowed (``exact``: their indices and ``_Exact``)."""
+
+    order: Any
+    E: Any
+    lengths: Any
+    potentials: Tuple[Any, Any, Any]
+    alpha: Any
+    beta: Any
+    log_c: Any
+    log_z: Any
+    transitions: Any
+    underflow: Any
+    exact: Optional[Tuple[Any, "_Exact"]]
+
+
+def _run(xp, emissions, lengths, potentials, counts, dtype) -> _Run:
     E = xp.asarray(emissions)
     if E.dtype not in (xp.float32, xp.float64):
         E = E.astype("float64")
@@ -64,23 +163,15 @@ def forward_backward(
     A, s, e = potentials.masked(xp)
     order, E_sorted, len_sorted = sort_by_length(xp, E, lengths)
     with numpy.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
-        result, underflow = _scaled(xp, E_sorted, len_sorted, A, s, e, counts, dtype)
-        if bool(underflow.any()):
-            bad = xp.nonzero(underflow)[0]
-            exact = _log_space(xp, E_sorted[bad].astype("float64"), len_sorted[bad], A, s, e)
-            result.log_z[bad] = exact.log_z
-            result.nodes[bad] = exact.nodes
-            if counts == "sequence":
-                result.transitions[bad] = exact.transitions
-            elif counts == "batch":
-                good = xp.nonzero(~underflow)[0]
-                clean, _ = _scaled(xp, E_sorted[good], len_sorted[good], A, s, e, counts, dtype)
-                result.transitions = clean.transitions + exact.transitions.sum(axis=0)
-    inverse = inverse_permutation(xp, order)
-    transitions = result.transitions
-    if counts == "sequence":
-        transitions = transitions[inverse]
-    return Marginals(result.log_z[inverse], result.nodes[inverse], transitions)
+        scaled = _scaled(xp, E_sorted, len_sorted, A, s, e, counts, dtype)
+        exact = None
+        if bool(scaled.underflow.any()):
+            bad = xp.nonzero(scaled.underflow)[0]
+            exact = (bad, _log_space(xp, E_sorted[bad].astype("float64"), len_sorted[bad], A, s, e))
+    return _Run(
+        order, E_sorted, len_sorted, (A, s, e), scaled.alpha, scaled.beta, scaled.log_c,
+        scaled.log_z, scaled.transitions, scaled.underflow, exact,
+    )
 
 
 def _shifted_exp(xp, x, axis: int = -1) -> Tuple[Any, Any]:
@@ -90,7 +181,7 @@ def _shifted_exp(xp, x, axis: int = -1) -> Tuple[Any, Any]:
     return xp.exp(x - m), xp.squeeze(m, axis=axis)
 
 
-def _scaled(xp, E, lengths, A, s, e, counts, dtype) -> Tuple[Marginals, Any]:
+def _scaled(xp, E, lengths, A, s, e, counts, dtype) -> _Scaled:
     """Scaled forward-backward over length-sorted rows; flags rows that underflow."""
     B, T, L = E.shape
     n_at = active_rows(lengths, T)
@@ -147,13 +238,12 @@ def _scaled(xp, E, lengths, A, s, e, counts, dtype) -> Tuple[Marginals, Any]:
                 transitions += alpha[i:j, t].T @ w_t[i:j]
         elif counts == "sequence":
             transitions[:n] += alpha[:n, t, :, None] * w_t[:, None, :]
-    nodes = alpha
-    nodes *= beta
-    underflow = ~xp.isfinite(log_z) | ~xp.isfinite(nodes.sum(axis=(1, 2)))
+    underflow = ~xp.isfinite(log_z) | ~xp.isfinite(alpha.sum(axis=(1, 2)))
+    underflow |= ~xp.isfinite(beta.sum(axis=(1, 2)))
     underflow |= ~((c > 0) | ~valid).all(axis=1)
     if transitions is not None:
         transitions = transitions.astype("float64") * expA
-    return Marginals(log_z, nodes, transitions), underflow
+    return _Scaled(alpha, beta, log_c, log_z, transitions, underflow)
 
 
 def _logsumexp(xp, x, axis: int):
@@ -161,7 +251,7 @@ def _logsumexp(xp, x, axis: int):
     return xp.log(shifted.sum(axis=axis)) + m
 
 
-def _log_space(xp, E, lengths, A, s, e) -> Marginals:
+def _log_space(xp, E, lengths, A, s, e) -> _Exact:
     """The textbook float64 log-space recursion; exact where the scaled form underflows."""
     B, T, L = E.shape
     n_at = active_rows(lengths, T)
@@ -192,4 +282,4 @@ def _log_space(xp, E, lengths, A, s, e) -> Marginals:
         transitions += xp.exp(pair - z[:, None, None])
     nodes = xp.where(finite[:, None, None], nodes, 0.0)
     transitions = xp.where(finite[:, None, None], transitions, 0.0)
-    return Marginals(log_z, nodes, transitions)
+    return _Exact(log_alpha, log_beta, log_z, nodes, transitions)

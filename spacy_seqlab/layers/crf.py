@@ -173,22 +173,48 @@ def crf_decode(ops: Ops, scores: CRFScores) -> Tuple[List[Ints1d], List[Floats1d
     """Viterbi label ids per doc, and the posterior marginal of each chosen label
     (empty arrays for empty docs)."""
     xp = ops.xp
-    lengths = xp.asarray(scores.lengths, dtype="int64")
-    B = lengths.shape[0]
-    paths_out: List[Ints1d] = [ops.alloc1i(0) for _ in range(B)]
-    conf_out: List[Floats1d] = [ops.alloc1f(0) for _ in range(B)]
-    # sort once, longest first, so neither Viterbi nor forward-backward copies again
-    order = xp.argsort(-lengths, kind="stable")
-    order = order[lengths[order] > 0]
-    if order.shape[0] == 0:
+    batch = _nonempty_longest_first(ops, scores)
+    paths_out = [ops.alloc1i(0) for _ in range(batch.size)]
+    conf_out = [ops.alloc1f(0) for _ in range(batch.size)]
+    if not batch.rows:
         return paths_out, conf_out
-    E, sorted_lengths = scores.emissions[order], lengths[order]
-    paths, _ = viterbi(xp, E, sorted_lengths, scores.potentials)
+    paths, _ = viterbi(xp, batch.emissions, batch.lengths, scores.potentials)
     nodes = forward_backward(
-        xp, E, sorted_lengths, scores.potentials, counts=None, dtype="float32"
+        xp, batch.emissions, batch.lengths, scores.potentials, counts=None, dtype="float32"
     ).nodes
     chosen = xp.take_along_axis(nodes, xp.maximum(paths, 0)[..., None], axis=2)[..., 0]
-    for k, (i, n) in enumerate(zip(order.tolist(), sorted_lengths.tolist())):
+    for k, (i, n) in enumerate(zip(batch.rows, batch.lengths.tolist())):
         paths_out[i] = paths[k, :n]
         conf_out[i] = chosen[k, :n]
     return paths_out, conf_out
+
+
+def crf_viterbi(ops: Ops, scores: CRFScores) -> List[Ints1d]:
+    """Viterbi label ids per doc (an empty array for an empty doc)."""
+    batch = _nonempty_longest_first(ops, scores)
+    paths_out = [ops.alloc1i(0) for _ in range(batch.size)]
+    if batch.rows:
+        paths, _ = viterbi(ops.xp, batch.emissions, batch.lengths, scores.potentials)
+        for k, (i, n) in enumerate(zip(batch.rows, batch.lengths.tolist())):
+            paths_out[i] = paths[k, :n]
+    return paths_out
+
+
+@dataclass
+class _Batch:
+    """The non-empty rows of a ``CRFScores`` batch, longest first: their indices in the
+    batch, emissions and lengths; ``size`` is the size of the whole batch."""
+
+    size: int
+    rows: List[int]
+    emissions: Floats3d
+    lengths: Ints1d
+
+
+def _nonempty_longest_first(ops: Ops, scores: CRFScores) -> _Batch:
+    # sorting once here spares Viterbi and forward-backward a copy each
+    xp = ops.xp
+    lengths = xp.asarray(scores.lengths, dtype="int64")
+    order = xp.argsort(-lengths, kind="stable")
+    order = order[lengths[order] > 0]
+    return _Batch(lengths.shape[0], order.tolist(), scores.emissions[order], lengths[order])

@@ -13,7 +13,7 @@ setup(
     extras_require={
         "transformers": ["spacy-transformers==1.4.0", "transformers==4.53.2", "torch==2.13.0"],
         "test": ["pytest==9.0.3"],
-        "bench": ["torch==2.13.0", "pytorch-crf==0.7.2"],
+        "bench": ["torch==2.13.0", "pytorch-crf==0.7.2", "seqeval==1.2.2"],
     },
     entry_points={
         "spacy_factories": [

@@ -27,23 +27,21 @@ Writes benchmarks/results/tagger_ewt.json and benchmarks/results/tagger_ewt.md (
 ``--tag NAME``: tagger_ewt_NAME.*); models and logs go to benchmarks/work/.
 """
 import argparse
-import json
-import os
-import resource
-import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Optional
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
-from _env import RESULTS, WORK, blas_info, machine, now, versions, write_results  # noqa: E402
+from _env import write_results  # noqa: E402
+from _spacy_runs import (  # noqa: E402
+    ROOT, SHARED_DATA, add_common_args, make_configs, make_spec, markdown_intro,
+    run_info, speed_ratios, train_and_infer,
+)
 
-DATA = ROOT.parent / "shared" / "data" / "ud_english_ewt"  # ../shared/data beside the checkout
+DATA = SHARED_DATA / "ud_english_ewt"  # ../shared/data beside the checkout
 SPLITS = ("train", "dev", "test")
 CRF_CONFIG = ROOT / "configs" / "ewt_xpos_crf.cfg"
 TARGETS = {"xpos_acc_gain_points": 0.2, "infer_ratio": 0.95, "train_ratio": 0.85}
@@ -98,54 +96,6 @@ def upos_as_tag_corpus(corpus: Path, work: Path) -> Path:
     return out
 
 
-def make_configs(work: Path, crf_config: Path) -> Dict[str, Any]:
-    """spaCy's baseline config (generated) and the CRF config; checks that they agree
-    everywhere except the head component and the score weights."""
-    from thinc.api import Config
-
-    cfg_dir = work / "configs"
-    cfg_dir.mkdir(parents=True, exist_ok=True)
-    base = cfg_dir / "spacy_tagger.cfg"
-    subprocess.run(
-        [sys.executable, "-m", "spacy", "init", "config", "-p", "tagger", "-o",
-         "efficiency", "-F", str(base)],
-        check=True, stdout=subprocess.DEVNULL,
-    )
-    shutil.copy(crf_config, cfg_dir / "crf_tagger.cfg")
-
-    def strip(path: Path, head: str) -> Dict[str, Any]:
-        cfg = Config().from_disk(path, interpolate=False)
-        cfg["components"].pop(head)
-        cfg["nlp"].pop("pipeline")
-        cfg["training"].pop("score_weights")
-        return json.loads(json.dumps(cfg, default=str))
-
-    a, b = strip(base, "tagger"), strip(cfg_dir / "crf_tagger.cfg", "crf_tagger")
-    diffs: List[str] = []
-
-    def walk(x: Any, y: Any, where: str) -> None:
-        if isinstance(x, dict) and isinstance(y, dict):
-            for key in sorted(set(x) | set(y)):
-                walk(x.get(key, "<missing>"), y.get(key, "<missing>"), f"{where}.{key}")
-        elif x != y:
-            diffs.append(f"{where.lstrip('.')}: spacy={x!r} crf={y!r}")
-
-    walk(a, b, "")
-    base_cfg = Config().from_disk(base, interpolate=False)
-    crf_cfg = Config().from_disk(cfg_dir / "crf_tagger.cfg", interpolate=False)
-    return {
-        "spacy_tagger": str(base),
-        "crf_tagger": str(cfg_dir / "crf_tagger.cfg"),
-        "crf_source": str(crf_config),
-        "identical_except_head": not diffs,
-        "differences": diffs,
-        "heads": {
-            "spacy_tagger": dict(base_cfg["components"]["tagger"]["model"]),
-            "crf_tagger": dict(crf_cfg["components"]["crf_tagger"]["model"]),
-        },
-    }
-
-
 def run_spec(model: str, attr: str, corpus: Path, upos_corpus: Path, configs: Dict,
              args: argparse.Namespace, work: Path) -> Dict[str, Any]:
     """Paths, overrides and score key of one (model, attr) run."""
@@ -160,196 +110,12 @@ def run_spec(model: str, attr: str, corpus: Path, upos_corpus: Path, configs: Di
         score_key = f"{attr}_acc"
         overrides["components.crf_tagger.attr"] = attr
         overrides["training.score_weights"] = {score_key: 1.0}
-    overrides.update({
-        "paths.train": str(corpus_file(data, "train")),
-        "paths.dev": str(corpus_file(data, "dev")),
-        "training.max_steps": args.steps,
-        "training.eval_frequency": args.eval_frequency,
-        "training.patience": 0,
-        "training.max_epochs": 0,
-        "system.seed": args.seed,
-    })
-    out = work / "runs" / f"{attr}_{model}_{args.steps}"
-    return {
-        "model": model,
-        "attr": attr,
-        "config": configs[model],
-        "overrides": overrides,
-        "output": str(out),
-        "test": str(corpus_file(data, "test")),
-        "score_key": score_key,
-        "batch_size": args.batch_size,
-        "passes": args.passes,
-        "profile": args.profile,
-        "blas_threads": args.blas_threads,
-    }
-
-
-def run_child(mode: str, spec: Dict[str, Any], log: Path) -> Dict[str, Any]:
-    out = Path(spec["output"])
-    out.mkdir(parents=True, exist_ok=True)
-    spec_path = out / f"{mode}_spec.json"
-    spec_path.write_text(json.dumps(spec, indent=2))
-    result_path = out / f"{mode}_result.json"
-    if result_path.exists():
-        result_path.unlink()
-    load_before = os.getloadavg()
-    t0 = time.perf_counter()
-    with open(log, "a", encoding="utf8") as f:
-        f.write(f"\n===== {mode} {spec['attr']} {spec['model']} {now()} =====\n")
-        f.flush()
-        env = dict(os.environ)
-        if spec.get("blas_threads"):
-            env["OPENBLAS_NUM_THREADS"] = str(spec["blas_threads"])
-        proc = subprocess.run(
-            [sys.executable, str(Path(__file__).resolve()), f"_{mode}", str(spec_path)],
-            stdout=f, stderr=subprocess.STDOUT, cwd=str(ROOT), env=env,
-        )
-    wall = time.perf_counter() - t0
-    if proc.returncode != 0:
-        sys.exit(f"{mode} of {spec['model']} ({spec['attr']}) failed; see {log}")
-    result = json.loads(result_path.read_text())
-    result["subprocess_wall_s"] = wall
-    result["loadavg_before"] = load_before
-    result["loadavg_after"] = os.getloadavg()
-    return result
-
-
-# --- child processes ----------------------------------------------------------------
-def child_train(spec: Dict[str, Any]) -> None:
-    """Initialize and train with spaCy's loop; time it without the dev evaluations."""
-    import spacy
-    import spacy_seqlab  # noqa: F401  (also registered through entry points)
-    from spacy import util
-    from spacy.schemas import ConfigSchemaTraining
-    from spacy.training.initialize import init_nlp
-    from spacy.training.loop import (
-        create_evaluation_callback, create_train_batches, train_while_improving,
+    return make_spec(
+        model, f"{attr} {model}", configs[model], corpus_file(data, "train"),
+        corpus_file(data, "dev"), corpus_file(data, "test"),
+        work / "runs" / f"{attr}_{model}_{args.steps}", args, overrides,
+        attr=attr, score_key=score_key,
     )
-    from thinc.api import fix_random_seed
-
-    out = Path(spec["output"])
-    config = util.load_config(spec["config"], overrides=spec["overrides"], interpolate=False)
-    t0 = time.perf_counter()
-    nlp = init_nlp(config)
-    init_s = time.perf_counter() - t0
-    config = nlp.config.interpolate()
-    fix_random_seed(config["training"]["seed"])
-    T = util.registry.resolve(config["training"], schema=ConfigSchemaTraining)
-    train_corpus, dev_corpus = util.resolve_dot_names(
-        config, [T["train_corpus"], T["dev_corpus"]]
-    )
-    optimizer = T["optimizer"]
-    evaluate = create_evaluation_callback(nlp, dev_corpus, T["score_weights"])
-    eval_s = 0.0
-    dev_curve: List[Any] = []
-
-    def timed_evaluate():
-        nonlocal eval_s
-        e0 = time.perf_counter()
-        result = evaluate()
-        eval_s += time.perf_counter() - e0
-        return result
-
-    steps = words = 0
-    losses: Dict[str, float] = {}
-    profiler = None
-    if spec["profile"]:
-        import cProfile
-
-        profiler = cProfile.Profile()
-        profiler.enable()
-    t0 = time.perf_counter()
-    for batch, info, is_best in train_while_improving(
-        nlp, optimizer,
-        create_train_batches(nlp, train_corpus, T["batcher"], T["max_epochs"]),
-        timed_evaluate,
-        dropout=T["dropout"], accumulate_gradient=T["accumulate_gradient"],
-        patience=T["patience"], max_steps=T["max_steps"],
-        eval_frequency=T["eval_frequency"], exclude=T["frozen_components"],
-        annotating_components=T["annotating_components"],
-        before_update=T["before_update"],
-    ):
-        steps = info["step"] + 1
-        words = info["words"]
-        if is_best is not None:
-            dev_curve.append([info["step"], info["score"]])
-            losses = dict(info["losses"])
-            print(f"step {info['step']:>6} words {words:>9} dev {info['score']:.4f} "
-                  f"loss {losses}", flush=True)
-    loop_s = time.perf_counter() - t0
-    if profiler is not None:
-        profiler.disable()
-        profiler.dump_stats(str(out / "train.prof"))
-    train_s = loop_s - eval_s
-    nlp.to_disk(out / "model-last")
-    result = {
-        "steps": steps,
-        "words": words,
-        "init_s": init_s,
-        "loop_s": loop_s,
-        "eval_s": eval_s,
-        "train_s": train_s,
-        "train_words_per_s": words / train_s,
-        "dev_curve": dev_curve,
-        "last_losses": losses,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-    }
-    (out / "train_result.json").write_text(json.dumps(result, indent=2))
-    print(json.dumps(result, indent=2))
-
-
-def child_infer(spec: Dict[str, Any]) -> None:
-    """Test accuracy with gold tokenization, nlp.pipe words/s, and peak RSS."""
-    import spacy
-    import spacy_seqlab  # noqa: F401
-    from spacy.tokens import Doc, DocBin
-    from spacy.training import Example
-
-    out = Path(spec["output"])
-    nlp = spacy.load(out / "model-last")
-    refs = list(DocBin().from_disk(spec["test"]).get_docs(nlp.vocab))
-
-    def fresh_docs() -> List[Doc]:
-        return [
-            Doc(nlp.vocab, words=[t.text for t in ref], spaces=[bool(t.whitespace_) for t in ref])
-            for ref in refs
-        ]
-
-    examples = [Example(doc, ref) for doc, ref in zip(fresh_docs(), refs)]
-    scores = nlp.evaluate(examples)
-    n_words = sum(len(ref) for ref in refs)
-    rss_loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    profiler = None
-    if spec["profile"]:
-        import cProfile
-
-        profiler = cProfile.Profile()
-    times = []
-    for _ in range(spec["passes"]):
-        docs = fresh_docs()
-        if profiler is not None:
-            profiler.enable()
-        t0 = time.perf_counter()
-        for _doc in nlp.pipe(docs, batch_size=spec["batch_size"]):
-            pass
-        times.append(time.perf_counter() - t0)
-        if profiler is not None:
-            profiler.disable()
-    if profiler is not None:
-        profiler.dump_stats(str(out / "infer.prof"))
-    result = {
-        "test_acc": scores[spec["score_key"]] * 100,
-        "score_key": spec["score_key"],
-        "test_docs": len(refs),
-        "test_words": n_words,
-        "infer_pass_s": times,
-        "infer_words_per_s": n_words / min(times),
-        "peak_rss_mb_after_load_and_eval": rss_loaded,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-    }
-    (out / "infer_result.json").write_text(json.dumps(result, indent=2))
-    print(json.dumps(result, indent=2))
 
 
 # --- report -------------------------------------------------------------------------
@@ -359,12 +125,7 @@ def summarize(runs: Dict[str, Dict[str, Dict[str, Any]]]) -> Dict[str, Any]:
         if not {"spacy_tagger", "crf_tagger"} <= set(models):
             continue
         s, c = models["spacy_tagger"], models["crf_tagger"]
-        r = {
-            "acc_diff_points": c["test_acc"] - s["test_acc"],
-            "train_words_per_s": c["train_words_per_s"] / s["train_words_per_s"],
-            "infer_words_per_s": c["infer_words_per_s"] / s["infer_words_per_s"],
-            "peak_rss": c["peak_rss_mb"] / s["peak_rss_mb"],
-        }
+        r = {"acc_diff_points": c["test_acc"] - s["test_acc"], **speed_ratios(c, s)}
         met = {
             "infer_ratio": r["infer_words_per_s"] >= TARGETS["infer_ratio"],
             "train_ratio": r["train_words_per_s"] >= TARGETS["train_ratio"],
@@ -382,21 +143,7 @@ def to_markdown(result: Dict[str, Any]) -> str:
     lines = [
         "# crf_tagger vs spaCy tagger on UD English EWT",
         "",
-        f"Date {result['date']}; {m['cpu_model']}, {m['nproc']} cores; numpy BLAS threads "
-        f"{result['threads'].get('numpy_blas_threads')}"
-        + (f" (children run with OPENBLAS_NUM_THREADS={result['blas_threads_override']})"
-           if result.get("blas_threads_override") else "")
-        + ". Versions: "
-        + ", ".join(f"{k} {v}" for k, v in result["versions"].items()) + ".",
-        "",
-        f"Same config (`spacy init config -p tagger -o efficiency`; identical except the "
-        f"head: {result['configs']['identical_except_head']}), seed {result['seed']}, "
-        f"{result['steps']} steps (spaCy's loop runs steps 0..N), dev eval every "
-        f"{result['eval_frequency']} steps, no early stopping; `model-last` scored on the "
-        f"test set with gold tokenization. Train words/s: words in the batches drawn / "
-        f"loop time minus dev evaluations. Inference: `nlp.pipe` on pre-tokenized Docs, "
-        f"batch_size {result['batch_size']}, best of {result['passes']} passes. Peak RSS: "
-        f"`ru_maxrss` of the inference process (load + evaluate + pipe).",
+        *markdown_intro(result, "tagger"),
         "",
         "| task | model | test acc | train words/s | infer words/s | peak RSS (MB) |",
         "| --- | --- | ---: | ---: | ---: | ---: |",
@@ -447,25 +194,13 @@ def to_markdown(result: Dict[str, Any]) -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--steps", type=int, default=4000)
     p.add_argument("--attrs", nargs="+", default=["tag", "pos"], choices=["tag", "pos"])
     p.add_argument("--models", nargs="+", default=["spacy_tagger", "crf_tagger"],
                    choices=["spacy_tagger", "crf_tagger"])
     p.add_argument("--corpus", help="dir with en_ewt-ud-{train,dev,test}.spacy "
                    "(default: convert the CoNLL-U into benchmarks/work/corpus)")
     p.add_argument("--crf-config", default=str(CRF_CONFIG))
-    p.add_argument("--eval-frequency", type=int, default=500)
-    p.add_argument("--batch-size", type=int, default=256, help="nlp.pipe batch size")
-    p.add_argument("--passes", type=int, default=3)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--profile", action="store_true",
-                   help="cProfile training and inference (train.prof, infer.prof in the run dirs)")
-    p.add_argument("--blas-threads", type=int, default=0,
-                   help="diagnostic: set OPENBLAS_NUM_THREADS in the child processes "
-                   "(default 0: leave the environment as it is)")
-    p.add_argument("--tag", default="", help="suffix of the result files")
-    p.add_argument("--work", default=WORK)
-    p.add_argument("--out", default=RESULTS)
+    add_common_args(p, steps=4000, blas_threads=0)
     args = p.parse_args()
 
     work = Path(args.work)
@@ -473,7 +208,8 @@ def main() -> None:
     log = work / f"tagger_{args.steps}{'_' + args.tag if args.tag else ''}.log"
     corpus = prepare_corpus(args.corpus, work)
     upos_corpus = upos_as_tag_corpus(corpus, work) if "pos" in args.attrs else corpus
-    configs = make_configs(work, Path(args.crf_config))
+    configs = make_configs(work / "configs", "tagger", Path(args.crf_config), HEADS,
+                           "spacy_tagger", "crf_tagger")
     if not configs["identical_except_head"]:
         print("WARNING: configs differ besides the head:\n  " + "\n  ".join(configs["differences"]))
 
@@ -481,49 +217,18 @@ def main() -> None:
     for attr in args.attrs:
         for model in args.models:
             spec = run_spec(model, attr, corpus, upos_corpus, configs, args, work)
-            print(f"[{now()}] train {attr} {model} ({args.steps} steps) ...", flush=True)
-            tr = run_child("train", spec, log)
-            print(f"    {tr['train_words_per_s']:,.0f} train words/s, {tr['words']:,} words, "
-                  f"{tr['train_s']:.0f}s (+{tr['eval_s']:.0f}s dev eval)", flush=True)
-            inf = run_child("infer", spec, log)
-            print(f"    test {spec['score_key']} {inf['test_acc']:.2f}, "
-                  f"{inf['infer_words_per_s']:,.0f} infer words/s, "
-                  f"peak RSS {inf['peak_rss_mb']:.0f} MB", flush=True)
+            record, inf = train_and_infer(
+                spec, log, args.steps,
+                lambda r: f"{spec['score_key']} {r['scores'][spec['score_key']] * 100:.2f}",
+            )
             runs.setdefault(attr, {})[model] = {
                 "score_key": spec["score_key"],
-                "test_acc": inf["test_acc"],
-                "train_words_per_s": tr["train_words_per_s"],
-                "infer_words_per_s": inf["infer_words_per_s"],
-                "peak_rss_mb": inf["peak_rss_mb"],
-                "train_peak_rss_mb": tr["peak_rss_mb"],
-                "train_words": tr["words"],
-                "train_steps": tr["steps"],
-                "train_s": tr["train_s"],
-                "dev_eval_s": tr["eval_s"],
-                "init_s": tr["init_s"],
-                "train_subprocess_wall_s": tr["subprocess_wall_s"],
-                "dev_curve": tr["dev_curve"],
-                "infer_pass_s": inf["infer_pass_s"],
-                "test_words": inf["test_words"],
-                "test_docs": inf["test_docs"],
-                "train_loadavg_before": tr["loadavg_before"][0],
-                "infer_loadavg_before": inf["loadavg_before"][0],
-                "overrides": spec["overrides"],
-                "run_dir": spec["output"],
+                "test_acc": inf["scores"][spec["score_key"]] * 100,
+                **record,
             }
 
     result = {
-        "date": now(),
-        "versions": versions("numpy", "torch", "thinc", "spacy", "spacy-seqlab"),
-        "machine": machine(),
-        "threads": blas_info(),
-        "steps": args.steps,
-        "eval_frequency": args.eval_frequency,
-        "seed": args.seed,
-        "batch_size": args.batch_size,
-        "passes": args.passes,
-        "blas_threads_override": args.blas_threads or None,
-        "loadavg_end": os.getloadavg(),
+        **run_info(args),
         "corpus": str(corpus),
         "configs": configs,
         "targets": TARGETS,
@@ -535,8 +240,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] in ("_train", "_infer"):
-        spec = json.loads(Path(sys.argv[2]).read_text())
-        {"_train": child_train, "_infer": child_infer}[sys.argv[1]](spec)
-    else:
-        main()
+    main()

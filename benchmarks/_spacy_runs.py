@@ -255,6 +255,13 @@ def markdown_intro(result: Dict[str, Any], pipe: str) -> List[str]:
     ]
 
 
+def config_difference_lines(configs: Dict[str, Any]) -> List[str]:
+    """Markdown lines listing how the two configs differ besides the head, if they do."""
+    if configs["identical_except_head"]:
+        return []
+    return ["", "Config differences besides the head:", ""] + [f"- {d}" for d in configs["differences"]]
+
+
 # --- child processes ----------------------------------------------------------------
 def child_train(spec: Dict[str, Any]) -> None:
     """Initialize and train with spaCy's loop; time it without the dev evaluations."""
@@ -339,18 +346,6 @@ def child_train(spec: Dict[str, Any]) -> None:
     print(json.dumps(result, indent=2))
 
 
-def spans_to_iob2(n_tokens: int, spans: Any) -> List[str]:
-    """IOB2 tags of non-overlapping spans over a doc of ``n_tokens`` tokens."""
-    tags = ["O"] * n_tokens
-    for span in spans:
-        if any(tag != "O" for tag in tags[span.start:span.end]):
-            raise ValueError(f"overlapping spans at token {span.start}")
-        tags[span.start] = f"B-{span.label_}"
-        for i in range(span.start + 1, span.end):
-            tags[i] = f"I-{span.label_}"
-    return tags
-
-
 def child_infer(spec: Dict[str, Any]) -> None:
     """Test scores with gold tokenization (full ``nlp.evaluate`` dict), nlp.pipe
     words/s, peak RSS; with ``export_spans``, gold and predicted IOB2 tags."""
@@ -358,6 +353,7 @@ def child_infer(spec: Dict[str, Any]) -> None:
     import spacy_seqlab  # noqa: F401
     from spacy.tokens import Doc, DocBin
     from spacy.training import Example
+    from spacy_seqlab.schemes import spans_to_tags
 
     out = Path(spec["output"])
     nlp = spacy.load(out / "model-last")
@@ -405,13 +401,14 @@ def child_infer(spec: Dict[str, Any]) -> None:
         # nlp.pipe annotates the given Docs in place: ``docs`` holds the last pass's output
         key = spec.get("spans_key")
 
-        def spans(doc: Doc) -> Any:
-            return doc.ents if key is None else doc.spans.get(key, [])
+        def iob2(doc: Doc) -> List[str]:
+            spans = doc.ents if key is None else doc.spans.get(key, [])
+            return spans_to_tags("BIO", len(doc), [(s.start, s.end, s.label_) for s in spans])
 
         tags = {
             "source": "doc.ents" if key is None else f"doc.spans[{key!r}]",
-            "gold": [spans_to_iob2(len(ref), spans(ref)) for ref in refs],
-            "pred": [spans_to_iob2(len(doc), spans(doc)) for doc in docs],
+            "gold": [iob2(ref) for ref in refs],
+            "pred": [iob2(doc) for doc in docs],
         }
         tags_path = out / "test_tags.json"
         tags_path.write_text(json.dumps(tags))

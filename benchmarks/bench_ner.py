@@ -44,6 +44,7 @@ sys.path.insert(0, str(HERE))
 
 from _env import write_results  # noqa: E402
 from _spacy_runs import (  # noqa: E402
+    config_difference_lines,
     ROOT, SHARED_DATA, add_common_args, make_configs, make_spec, markdown_intro, run_info,
     speed_ratios, train_and_infer,
 )
@@ -265,9 +266,7 @@ def to_markdown(result: Dict[str, Any]) -> str:
         + ", ".join(f"{m} train {runs[m]['train_loadavg_before']:.1f}, infer "
                     f"{runs[m]['infer_loadavg_before']:.1f}" for m in order) + ".",
     ]
-    if not result["configs"]["identical_except_head"]:
-        lines += ["", "Config differences besides the head:", ""]
-        lines += [f"- {d}" for d in result["configs"]["differences"]]
+    lines += config_difference_lines(result["configs"])
     return "\n".join(lines)
 
 

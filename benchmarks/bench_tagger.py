@@ -37,6 +37,7 @@ sys.path.insert(0, str(HERE))
 
 from _env import write_results  # noqa: E402
 from _spacy_runs import (  # noqa: E402
+    config_difference_lines,
     ROOT, SHARED_DATA, add_common_args, make_configs, make_spec, markdown_intro,
     run_info, speed_ratios, train_and_infer,
 )
@@ -186,9 +187,7 @@ def to_markdown(result: Dict[str, Any]) -> str:
             for attr, models in result["runs"].items() for model, r in models.items()
         ) + ".",
     ]
-    if not result["configs"]["identical_except_head"]:
-        lines += ["", "Config differences besides the head:", ""]
-        lines += [f"- {d}" for d in result["configs"]["differences"]]
+    lines += config_difference_lines(result["configs"])
     return "\n".join(lines)
 
 

@@ -91,24 +91,25 @@ def forward_backward(
     if counts not in COUNT_MODES:
         raise ValueError(f"counts must be one of {COUNT_MODES}, got {counts!r}")
     run = _run(xp, emissions, lengths, potentials, counts, dtype)
-    nodes = run.alpha
-    nodes *= run.beta
+    result = run.scaled
+    nodes = result.alpha
+    nodes *= result.beta
     if run.exact is not None:  # underflowing rows: the exact log-space results
         bad, exact = run.exact
         nodes[bad] = exact.nodes
-        run.log_z[bad] = exact.log_z
+        result.log_z[bad] = exact.log_z
         if counts == "sequence":
-            run.transitions[bad] = exact.transitions
+            result.transitions[bad] = exact.transitions
         elif counts == "batch":
-            good = xp.nonzero(~run.underflow)[0]
+            good = xp.nonzero(~result.underflow)[0]
             with numpy.errstate(all="ignore"):
                 clean = _scaled(xp, run.E[good], run.lengths[good], *run.potentials, counts, dtype)
-            run.transitions = clean.transitions + exact.transitions.sum(axis=0)
+            result.transitions = clean.transitions + exact.transitions.sum(axis=0)
     inverse = inverse_permutation(xp, run.order)
-    transitions = run.transitions
+    transitions = result.transitions
     if counts == "sequence":
         transitions = transitions[inverse]
-    return Marginals(run.log_z[inverse], nodes[inverse], transitions)
+    return Marginals(result.log_z[inverse], nodes[inverse], transitions)
 
 
 def log_messages(xp, emissions, lengths, potentials: ChainPotentials) -> Messages:
@@ -119,21 +120,23 @@ def log_messages(xp, emissions, lengths, potentials: ChainPotentials) -> Message
     ``log_alpha + log_beta - log_z`` is the log marginal; -inf at padding.
     """
     run = _run(xp, emissions, lengths, potentials, None, "float64")
-    B, T, _ = run.alpha.shape
+    scaled = run.scaled
+    T = scaled.alpha.shape[1]
     valid = (xp.arange(T)[None, :] < run.lengths[:, None])[..., None]
+    log_c = scaled.log_c.cumsum(axis=1)
     with numpy.errstate(divide="ignore"):
         # the scaled messages times the running normalizers give the true messages
-        log_alpha = xp.log(run.alpha) + run.log_c.cumsum(axis=1)[..., None]
-        log_beta = xp.log(run.beta) + (run.log_z[:, None] - run.log_c.cumsum(axis=1))[..., None]
+        log_alpha = xp.log(scaled.alpha) + log_c[..., None]
+        log_beta = xp.log(scaled.beta) + (scaled.log_z[:, None] - log_c)[..., None]
     log_alpha = xp.where(valid, log_alpha, NEG_INF)
     log_beta = xp.where(valid, log_beta, NEG_INF)
     if run.exact is not None:
         bad, exact = run.exact
         log_alpha[bad] = exact.log_alpha
         log_beta[bad] = exact.log_beta
-        run.log_z[bad] = exact.log_z
+        scaled.log_z[bad] = exact.log_z
     inverse = inverse_permutation(xp, run.order)
-    return Messages(log_alpha[inverse], log_beta[inverse], run.log_z[inverse])
+    return Messages(log_alpha[inverse], log_beta[inverse], scaled.log_z[inverse])
 
 
 @dataclass
@@ -145,13 +148,8 @@ class _Run:
     E: Any
     lengths: Any
     potentials: Tuple[Any, Any, Any]
-    alpha: Any
-    beta: Any
-    log_c: Any
-    log_z: Any
-    transitions: Any
-    underflow: Any
-    exact: Optional[Tuple[Any, "_Exact"]]
+    scaled: _Scaled
+    exact: Optional[Tuple[Any, _Exact]]
 
 
 def _run(xp, emissions, lengths, potentials, counts, dtype) -> _Run:
@@ -168,10 +166,7 @@ def _run(xp, emissions, lengths, potentials, counts, dtype) -> _Run:
         if bool(scaled.underflow.any()):
             bad = xp.nonzero(scaled.underflow)[0]
             exact = (bad, _log_space(xp, E_sorted[bad].astype("float64"), len_sorted[bad], A, s, e))
-    return _Run(
-        order, E_sorted, len_sorted, (A, s, e), scaled.alpha, scaled.beta, scaled.log_c,
-        scaled.log_z, scaled.transitions, scaled.underflow, exact,
-    )
+    return _Run(order, E_sorted, len_sorted, (A, s, e), scaled, exact)
 
 
 def _shifted_exp(xp, x, axis: int = -1) -> Tuple[Any, Any]:

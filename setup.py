@@ -9,10 +9,11 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.11,<3.12",
     packages=find_packages(include=["spacy_seqlab", "spacy_seqlab.*"]),
-    install_requires=["spacy>=3.8.0,<3.9.0", "thinc>=8.3.12,<8.4.0", "numpy>=1.24"],
+    # torch runs the recurrent layers (RNNEncoder, CharBiLSTM); exact pins: constraints.txt
+    install_requires=["spacy>=3.8.0,<3.9.0", "thinc>=8.3.12,<8.4.0", "numpy>=1.24", "torch>=2.1"],
     extras_require={
         "transformers": ["spacy-transformers==1.4.0", "transformers==4.53.2", "torch==2.13.0"],
-        "test": ["pytest==9.0.3"],
+        "test": ["pytest==9.0.3", "torch==2.13.0"],
         "bench": ["torch==2.13.0", "pytorch-crf==0.7.2", "seqeval==1.2.2"],
     },
     entry_points={

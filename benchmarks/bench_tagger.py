@@ -77,23 +77,15 @@ def prepare_corpus(corpus: Optional[str], work: Path) -> Path:
 
 def upos_as_tag_corpus(corpus: Path, work: Path) -> Path:
     """A copy of the corpus with ``token.tag_ = token.pos_`` (for spaCy's tagger)."""
-    import spacy
-    from spacy.tokens import DocBin
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from upos_as_tag import upos_as_tag
 
     out = work / "corpus_upos_as_tag"
-    out.mkdir(parents=True, exist_ok=True)
-    nlp = spacy.blank("en")
     for split in SPLITS:
         target = corpus_file(out, split)
         if target.exists() and target.stat().st_mtime >= corpus_file(corpus, split).stat().st_mtime:
             continue
-        db = DocBin().from_disk(corpus_file(corpus, split))
-        new = DocBin()
-        for doc in db.get_docs(nlp.vocab):
-            for token in doc:
-                token.tag_ = token.pos_
-            new.add(doc)
-        new.to_disk(target)
+        upos_as_tag(corpus_file(corpus, split), target)
     return out
 
 

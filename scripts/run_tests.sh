@@ -9,5 +9,8 @@ if [[ ! -x .venv/bin/python ]]; then
   "$PYTHON" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip
+# torch first and alone: it resolves to the local CPU wheel; with other packages
+# pip may pick a multi-GB CUDA build.
+.venv/bin/python -m pip install -q torch==2.13.0
 .venv/bin/python -m pip install -q -c constraints.txt -e ".[test]"
 .venv/bin/python -m pytest tests -q "$@"

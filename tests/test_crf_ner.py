@@ -292,6 +292,7 @@ def test_nbest_edge_cases(trained):
 
 def test_empty_and_long_docs(trained):
     nlp, spans_key, _ = trained
+    assert nlp.get_pipe("crf_ner").predict([]) == []
     for words in ([], ["London"], ["London", "and", "Paris"] * 4000):
         doc = nlp(Doc(nlp.vocab, words=words))
         spans = doc.ents if spans_key is None else doc.spans[spans_key]

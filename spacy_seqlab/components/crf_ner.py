@@ -169,6 +169,8 @@ class CRFEntityRecognizer(CRFPipe):
         docs = list(docs)
         if not self.labels:
             raise ValueError(f"[{self.name}] has no labels: call initialize() first")
+        if not docs:
+            return []
         scores = self.model.predict(docs)
         tags = self.output_labels
         spans = [

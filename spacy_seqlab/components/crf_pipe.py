@@ -114,6 +114,8 @@ class CRFPipe(TrainablePipe):
         docs = list(docs)
         if not self.labels:
             raise ValueError(f"[{self.name}] has no labels: call initialize() first")
+        if not docs:
+            return [], []
         scores = self.model.predict(docs)
         return crf_decode(self.model.ops, scores)
 

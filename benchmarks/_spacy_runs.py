@@ -14,7 +14,13 @@
   ``nlp.pipe`` over fresh pre-tokenized Docs (best of N passes) and records the peak
   RSS. With ``spec["export_spans"]`` it also writes the gold and predicted spans of
   every test doc (``doc.ents``, or ``doc.spans[spec["spans_key"]]``) as IOB2 tag
-  sequences to ``RUN_DIR/test_tags.json``.
+  sequences to ``RUN_DIR/test_tags.json``; with ``spec["export_tokens"]`` (``"tag"`` or
+  ``"pos"``) the words and the gold and predicted values of that attribute of every
+  test token to ``RUN_DIR/test_tokens.json``. ``spec["test_limit"]``: score and time
+  only the first N test docs. ``spec["torch_threads"]``: ``OMP_NUM_THREADS`` /
+  ``MKL_NUM_THREADS`` in the child's environment and ``torch.set_num_threads`` in it.
+- ``args.epochs`` (if the benchmark has that option and it is set) replaces the step
+  budget: ``training.max_epochs = epochs``, ``max_steps = 0``.
 """
 import argparse
 import json
@@ -55,6 +61,17 @@ def add_common_args(p: argparse.ArgumentParser, steps: int, blas_threads: int = 
     p.add_argument("--out", default=RESULTS)
 
 
+def init_spacy_config(path: Path, pipe: str) -> Path:
+    """spaCy's baseline config for ``pipe``: ``spacy init config -p PIPE -o efficiency``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [sys.executable, "-m", "spacy", "init", "config", "-p", pipe, "-o",
+         "efficiency", "-F", str(path)],
+        check=True, stdout=subprocess.DEVNULL,
+    )
+    return path
+
+
 def make_configs(cfg_dir: Path, pipe: str, crf_config: Path, models: Dict[str, str],
                  spacy_model: str, crf_model: str) -> Dict[str, Any]:
     """spaCy's baseline config (``init config -p PIPE -o efficiency``) as
@@ -67,11 +84,7 @@ def make_configs(cfg_dir: Path, pipe: str, crf_config: Path, models: Dict[str, s
     cfg_dir.mkdir(parents=True, exist_ok=True)
     base = cfg_dir / f"{spacy_model}.cfg"
     crf = cfg_dir / f"{crf_model}.cfg"
-    subprocess.run(
-        [sys.executable, "-m", "spacy", "init", "config", "-p", pipe, "-o",
-         "efficiency", "-F", str(base)],
-        check=True, stdout=subprocess.DEVNULL,
-    )
+    init_spacy_config(base, pipe)
     shutil.copy(crf_config, crf)
 
     def strip(path: Path, head: str) -> Dict[str, Any]:
@@ -110,17 +123,19 @@ def make_configs(cfg_dir: Path, pipe: str, crf_config: Path, models: Dict[str, s
 def make_spec(model: str, label: str, config: str, train: Path, dev: Path, test: Path,
               output: Path, args: argparse.Namespace, overrides: Optional[Dict[str, Any]] = None,
               **extra: Any) -> Dict[str, Any]:
-    """One run: ``config`` with the benchmark's overrides (paths, ``--steps`` updates,
-    dev eval every ``--eval-frequency`` steps, no early stopping, ``--seed``) on top of
-    the run's own ``overrides``; ``extra`` keys go into the spec as they are."""
+    """One run: ``config`` with the benchmark's overrides (paths, ``--steps`` updates
+    or ``--epochs`` epochs, dev eval every ``--eval-frequency`` steps, no early
+    stopping, ``--seed``) on top of the run's own ``overrides``; ``extra`` keys go into
+    the spec as they are."""
+    epochs = getattr(args, "epochs", 0) or 0
     all_overrides: Dict[str, Any] = dict(overrides or {})
     all_overrides.update({
         "paths.train": str(train),
         "paths.dev": str(dev),
-        "training.max_steps": args.steps,
+        "training.max_steps": 0 if epochs else args.steps,
         "training.eval_frequency": args.eval_frequency,
         "training.patience": 0,
-        "training.max_epochs": 0,
+        "training.max_epochs": epochs,
         "system.seed": args.seed,
     })
     spec = {
@@ -158,6 +173,8 @@ def run_child(mode: str, spec: Dict[str, Any], log: Path) -> Dict[str, Any]:
         env = dict(os.environ)
         if spec.get("blas_threads"):
             env["OPENBLAS_NUM_THREADS"] = str(spec["blas_threads"])
+        if spec.get("torch_threads"):
+            env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(spec["torch_threads"])
         proc = subprocess.run(
             [sys.executable, str(Path(__file__).resolve()), f"_{mode}", str(spec_path)],
             stdout=f, stderr=subprocess.STDOUT, cwd=str(ROOT), env=env,
@@ -172,12 +189,14 @@ def run_child(mode: str, spec: Dict[str, Any], log: Path) -> Dict[str, Any]:
     return result
 
 
-def train_and_infer(spec: Dict[str, Any], log: Path, steps: int,
+def train_and_infer(spec: Dict[str, Any], log: Path, steps: Any,
                     describe: Callable[[Dict[str, Any]], str]) -> Tuple[Dict[str, Any], Dict[str, Any]]:
     """Train, then evaluate, one model; print progress (``describe(infer_result)``
-    names its test scores). Returns the record shared by all benchmarks and the
-    ``_infer`` result (``scores``: the full ``nlp.evaluate`` dict)."""
-    print(f"[{now()}] train {spec['label']} ({steps} steps) ...", flush=True)
+    names its test scores; ``steps``: the budget, a step count or a description).
+    Returns the record shared by all benchmarks and the ``_infer`` result
+    (``scores``: the full ``nlp.evaluate`` dict)."""
+    budget = f"{steps} steps" if isinstance(steps, int) else steps
+    print(f"[{now()}] train {spec['label']} ({budget}) ...", flush=True)
     tr = run_child("train", spec, log)
     print(f"    {tr['train_words_per_s']:,.0f} train words/s, {tr['words']:,} words, "
           f"{tr['train_s']:.0f}s (+{tr['eval_s']:.0f}s dev eval)", flush=True)
@@ -263,6 +282,22 @@ def config_difference_lines(configs: Dict[str, Any]) -> List[str]:
 
 
 # --- child processes ----------------------------------------------------------------
+def set_torch_threads(spec: Dict[str, Any]) -> Dict[str, Any]:
+    """``torch.set_num_threads(spec["torch_threads"])`` if set; the thread settings the
+    child runs with (torch's, if torch is installed, and the environment)."""
+    info: Dict[str, Any] = {
+        k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+    }
+    try:
+        import torch
+    except ImportError:
+        return info
+    if spec.get("torch_threads"):
+        torch.set_num_threads(spec["torch_threads"])
+    info["torch_num_threads"] = torch.get_num_threads()
+    return info
+
+
 def child_train(spec: Dict[str, Any]) -> None:
     """Initialize and train with spaCy's loop; time it without the dev evaluations."""
     import spacy  # noqa: F401
@@ -275,6 +310,7 @@ def child_train(spec: Dict[str, Any]) -> None:
     )
     from thinc.api import fix_random_seed
 
+    threads = set_torch_threads(spec)
     out = Path(spec["output"])
     config = util.load_config(spec["config"], overrides=spec["overrides"], interpolate=False)
     t0 = time.perf_counter()
@@ -340,6 +376,7 @@ def child_train(spec: Dict[str, Any]) -> None:
         "train_words_per_s": words / train_s,
         "dev_curve": dev_curve,
         "last_losses": losses,
+        "threads": threads,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
     (out / "train_result.json").write_text(json.dumps(result, indent=2))
@@ -348,16 +385,20 @@ def child_train(spec: Dict[str, Any]) -> None:
 
 def child_infer(spec: Dict[str, Any]) -> None:
     """Test scores with gold tokenization (full ``nlp.evaluate`` dict), nlp.pipe
-    words/s, peak RSS; with ``export_spans``, gold and predicted IOB2 tags."""
+    words/s, peak RSS; with ``export_spans``, gold and predicted IOB2 tags; with
+    ``export_tokens``, gold and predicted token attributes."""
     import spacy
     import spacy_seqlab  # noqa: F401
     from spacy.tokens import Doc, DocBin
     from spacy.training import Example
     from spacy_seqlab.schemes import spans_to_tags
 
+    threads = set_torch_threads(spec)
     out = Path(spec["output"])
     nlp = spacy.load(out / "model-last")
     refs = list(DocBin().from_disk(spec["test"]).get_docs(nlp.vocab))
+    if spec.get("test_limit"):
+        refs = refs[: spec["test_limit"]]
 
     def fresh_docs() -> List[Doc]:
         return [
@@ -394,6 +435,7 @@ def child_infer(spec: Dict[str, Any]) -> None:
         "test_words": n_words,
         "infer_pass_s": times,
         "infer_words_per_s": n_words / min(times),
+        "threads": threads,
         "peak_rss_mb_after_load_and_eval": rss_loaded,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
@@ -413,6 +455,17 @@ def child_infer(spec: Dict[str, Any]) -> None:
         tags_path = out / "test_tags.json"
         tags_path.write_text(json.dumps(tags))
         result["test_tags"] = str(tags_path)
+    if spec.get("export_tokens"):
+        attr = f"{spec['export_tokens']}_"
+        tokens = {
+            "attr": attr,
+            "words": [[t.text for t in ref] for ref in refs],
+            "gold": [[getattr(t, attr) for t in ref] for ref in refs],
+            "pred": [[getattr(t, attr) for t in doc] for doc in docs],
+        }
+        tokens_path = out / "test_tokens.json"
+        tokens_path.write_text(json.dumps(tokens))
+        result["test_tokens"] = str(tokens_path)
     (out / "infer_result.json").write_text(json.dumps(result, indent=2))
     print(json.dumps({k: v for k, v in result.items() if k != "scores"}, indent=2))
 

@@ -166,12 +166,9 @@ class CRFEntityRecognizer(CRFPipe):
     # --- prediction -----------------------------------------------------------------
     def predict(self, docs: Iterable[Doc]) -> SpanPredictions:
         """Per doc, the spans of the Viterbi tags with their probabilities."""
-        docs = list(docs)
-        if not self.labels:
-            raise ValueError(f"[{self.name}] has no labels: call initialize() first")
-        if not docs:
+        scores = self.scores(docs)
+        if scores is None:
             return []
-        scores = self.model.predict(docs)
         tags = self.output_labels
         spans = [
             tags_to_spans([tags[i] for i in path.tolist()])
@@ -254,11 +251,9 @@ class CRFEntityRecognizer(CRFPipe):
         if not isinstance(n, int) or n < 1:
             raise ValueError(f"[{self.name}] n must be a positive integer, got {n!r}")
         docs = list(docs)
-        if not self.labels:
-            raise ValueError(f"[{self.name}] has no labels: call initialize() first")
-        if not docs:
+        scores = self.scores(docs)
+        if scores is None:
             return []
-        scores = self.model.predict(docs)
         xp = self.model.ops.xp
         lengths = xp.maximum(scores.lengths, 1)  # an empty doc has one analysis: no spans
         log_z = forward_backward(xp, scores.emissions, lengths, scores.potentials, counts=None).log_z

@@ -111,13 +111,17 @@ class CRFPipe(TrainablePipe):
     # --- prediction -------------------------------------------------------------
     def predict(self, docs: Iterable[Doc]) -> Predictions:
         """Viterbi label ids per doc and the posterior marginal of each."""
+        scores = self.scores(docs)
+        if scores is None:
+            return [], []
+        return crf_decode(self.model.ops, scores)
+
+    def scores(self, docs: Iterable[Doc]) -> Optional[CRFScores]:
+        """The CRF's scores (emissions and potentials) for ``docs``; None for no docs."""
         docs = list(docs)
         if not self.labels:
             raise ValueError(f"[{self.name}] has no labels: call initialize() first")
-        if not docs:
-            return [], []
-        scores = self.model.predict(docs)
-        return crf_decode(self.model.ops, scores)
+        return self.model.predict(docs) if docs else None
 
     # --- training ---------------------------------------------------------------
     def gold_labels(self, example: Example) -> Sequence[Optional[str]]:

@@ -15,7 +15,6 @@ sentences per doc.
 import argparse
 from pathlib import Path
 
-import spacy
 from spacy.tokens import DocBin
 from spacy.training.converters import conll_ner_to_docs
 
@@ -30,7 +29,6 @@ def main() -> None:
     p.add_argument("--spans-key")
     p.add_argument("--holdout", nargs=2, metavar=("N", "HOLDOUT"))
     args = p.parse_args()
-    nlp = spacy.blank("en")
     lines = args.input.read_text(encoding="utf8").splitlines()
     text = "\n".join(DOC_DELIMITER if line.startswith("-DOCSTART-") else line for line in lines)
     docs = list(conll_ner_to_docs(text, n_sents=args.n_sents, no_print=True))
@@ -49,7 +47,6 @@ def main() -> None:
         DocBin(docs=part, store_user_data=True).to_disk(path)
         n_spans = sum(len(d.spans[args.spans_key]) if args.spans_key else len(d.ents) for d in part)
         print(f"{path}: {len(part)} docs, {sum(len(d) for d in part)} tokens, {n_spans} spans")
-    del nlp
 
 
 if __name__ == "__main__":

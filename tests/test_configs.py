@@ -40,8 +40,12 @@ def corpus(tmp_path_factory) -> Path:
     return path
 
 
-def paths(corpus: Path) -> dict:
-    return {"paths.train": str(corpus), "paths.dev": str(corpus)}
+def paths(corpus: Path, config_path: Path, request) -> dict:
+    """Train and dev on the tiny corpus; transformer configs get the tiny local BERT."""
+    out = {"paths.train": str(corpus), "paths.dev": str(corpus)}
+    if "transformer" in load_config(config_path, interpolate=False)["paths"]:
+        out["paths.transformer"] = str(request.getfixturevalue("tiny_transformer"))
+    return out
 
 
 def main_scores(components: dict) -> dict:
@@ -49,7 +53,7 @@ def main_scores(components: dict) -> dict:
     keys = {}
     for name, cfg in components.items():
         factory = cfg.get("factory")
-        if factory == "crf_tagger":
+        if factory in ("crf_tagger", "memm_tagger"):
             keys[name] = f"{cfg['attr']}_acc"
         elif factory == "tagger":
             keys[name] = "tag_acc"
@@ -61,7 +65,9 @@ def main_scores(components: dict) -> dict:
 def test_configs_found():
     names = {path.stem for path in CONFIGS}
     assert {"ewt_xpos_crf", "ewt_upos_crf", "ewt_xpos_featcrf", "ewt_upos_featcrf",
-            "conll03_ner_crf", "conll00_chunk_crf", "conll03_tagger_ner_crf"} <= names
+            "conll03_ner_crf", "conll00_chunk_crf", "conll03_tagger_ner_crf",
+            "ewt_xpos_trf_crf", "ewt_upos_trf_crf", "conll03_trf_crf", "conll03_trf_tagger_ner_crf",
+            "ewt_xpos_trf_softmax", "ewt_upos_trf_softmax", "conll03_trf_softmax"} <= names
 
 
 @pytest.mark.parametrize("config_path", CONFIGS, ids=lambda p: p.stem)
@@ -73,9 +79,9 @@ def test_config_header(config_path):
 
 
 @pytest.mark.parametrize("config_path", CONFIGS, ids=lambda p: p.stem)
-def test_config_validates(config_path, corpus):
+def test_config_validates(config_path, corpus, request):
     """The checks of `spacy debug config`: the pipeline, [training] and the corpora resolve."""
-    config = load_config(config_path, overrides=paths(corpus))
+    config = load_config(config_path, overrides=paths(corpus, config_path, request))
     nlp = load_model_from_config(config, auto_fill=True, validate=True)
     filled = nlp.config.interpolate()
     T = registry.resolve(filled["training"], schema=ConfigSchemaTraining)
@@ -87,14 +93,15 @@ def test_config_validates(config_path, corpus):
 
 
 @pytest.mark.parametrize("config_path", CONFIGS, ids=lambda p: p.stem)
-def test_config_trains(config_path, corpus, tmp_path):
-    overrides = {**paths(corpus), "training.max_steps": 6, "training.eval_frequency": 3}
+def test_config_trains(config_path, corpus, tmp_path, request):
+    overrides = {**paths(corpus, config_path, request), "training.max_steps": 6,
+                 "training.eval_frequency": 3}
     train(config_path, tmp_path, overrides=overrides)
     nlp = spacy.load(tmp_path / "model-last")
     doc = nlp("I like the big cake in Paris .")
     components = {name: nlp.get_pipe_config(name) for name in nlp.pipe_names}
     for name, cfg in components.items():
-        if cfg["factory"] in ("crf_tagger", "tagger"):
+        if cfg["factory"] in ("crf_tagger", "memm_tagger", "tagger"):
             attr = cfg.get("attr", "tag")
             assert all(getattr(token, f"{attr}_") for token in doc)
         elif cfg["factory"] == "crf_ner" and cfg["spans_key"] is not None:

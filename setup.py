@@ -13,17 +13,22 @@ setup(
     install_requires=["spacy>=3.8.0,<3.9.0", "thinc>=8.3.12,<8.4.0", "numpy>=1.24", "torch>=2.1"],
     extras_require={
         "transformers": ["spacy-transformers==1.4.0", "transformers==4.53.2", "torch==2.13.0"],
-        # the transformer tests build a tiny BERT locally: spacy-transformers is needed
-        "test": ["pytest==9.0.3", "torch==2.13.0", "spacy-transformers==1.4.0", "transformers==4.53.2"],
-        "bench": ["torch==2.13.0", "pytorch-crf==0.7.2", "seqeval==1.2.2"],
+        # the transformer tests build a tiny BERT locally (spacy-transformers); the compare
+        # workflow test draws its accuracy/speed plot (matplotlib)
+        "test": ["pytest==9.0.3", "torch==2.13.0", "spacy-transformers==1.4.0",
+                 "transformers==4.53.2", "matplotlib==3.10.9"],
+        "bench": ["torch==2.13.0", "pytorch-crf==0.7.2", "seqeval==1.2.2", "matplotlib==3.10.9"],
     },
     entry_points={
         "spacy_factories": [
             "crf_tagger = spacy_seqlab.components.crf_tagger:make_crf_tagger",
             "crf_ner = spacy_seqlab.components.crf_ner:make_crf_ner",
+            "hmm_tagger = spacy_seqlab.components.hmm_tagger:make_hmm_tagger",
+            "memm_tagger = spacy_seqlab.components.memm_tagger:make_memm_tagger",
         ],
         "spacy_architectures": [
             "spacy_seqlab.CRFTagger.v1 = spacy_seqlab.architectures:build_crf_tagger",
+            "spacy_seqlab.MEMMTagger.v1 = spacy_seqlab.architectures:build_memm_tagger",
             "spacy_seqlab.HashFeatures.v1 = spacy_seqlab.architectures:build_hash_features",
             "spacy_seqlab.CharCNN.v1 = spacy_seqlab.layers.chars:CharCNN",
             "spacy_seqlab.CharBiLSTM.v1 = spacy_seqlab.layers.chars:CharBiLSTM",
@@ -36,6 +41,7 @@ setup(
         ],
         "thinc_layers": [
             "spacy_seqlab.CRF.v1 = spacy_seqlab.layers.crf:CRF",
+            "spacy_seqlab.MEMM.v1 = spacy_seqlab.layers.memm:MEMM",
             "spacy_seqlab.PiecePooling.v1 = spacy_seqlab.layers.pooling:PiecePooling",
         ],
     },

@@ -186,18 +186,42 @@ def run_child(mode: str, spec: Dict[str, Any], log: Path) -> Dict[str, Any]:
     result["subprocess_wall_s"] = wall
     result["loadavg_before"] = load_before
     result["loadavg_after"] = os.getloadavg()
+    (out / f"{mode}_record.json").write_text(json.dumps(result, indent=2))
     return result
 
 
+TRAINING_KEYS = ("config", "overrides", "torch_threads", "blas_threads", "profile")
+
+
+def finished_training(spec: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+    """The record of a training already finished in ``spec["output"]`` with the same
+    config, overrides and threads (e.g. by another benchmark sharing the run), or None."""
+    out = Path(spec["output"])
+    try:
+        old = json.loads((out / "train_spec.json").read_text())
+        record = json.loads((out / "train_record.json").read_text())
+    except (OSError, ValueError):
+        return None
+    same = all(old.get(k) == spec.get(k) for k in TRAINING_KEYS)
+    return record if same and (out / "model-last" / "meta.json").exists() else None
+
+
 def train_and_infer(spec: Dict[str, Any], log: Path, steps: Any,
-                    describe: Callable[[Dict[str, Any]], str]) -> Tuple[Dict[str, Any], Dict[str, Any]]:
+                    describe: Callable[[Dict[str, Any]], str],
+                    reuse: bool = False) -> Tuple[Dict[str, Any], Dict[str, Any]]:
     """Train, then evaluate, one model; print progress (``describe(infer_result)``
     names its test scores; ``steps``: the budget, a step count or a description).
+    With ``reuse``, a training already finished in the run dir with the same settings
+    (``finished_training``) is evaluated instead of trained again.
     Returns the record shared by all benchmarks and the ``_infer`` result
     (``scores``: the full ``nlp.evaluate`` dict)."""
     budget = f"{steps} steps" if isinstance(steps, int) else steps
-    print(f"[{now()}] train {spec['label']} ({budget}) ...", flush=True)
-    tr = run_child("train", spec, log)
+    tr = finished_training(spec) if reuse else None
+    if tr is not None:
+        print(f"[{now()}] reuse the finished training of {spec['label']} in {spec['output']}", flush=True)
+    else:
+        print(f"[{now()}] train {spec['label']} ({budget}) ...", flush=True)
+        tr = run_child("train", spec, log)
     print(f"    {tr['train_words_per_s']:,.0f} train words/s, {tr['words']:,} words, "
           f"{tr['train_s']:.0f}s (+{tr['eval_s']:.0f}s dev eval)", flush=True)
     inf = run_child("infer", spec, log)

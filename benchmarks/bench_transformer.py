@@ -14,7 +14,8 @@ constrained decoding cannot produce.
 Corpora, run directories, per-run children and OOV accuracy are those of
 ``bench_archs.py``; every run: ``training.max_epochs = --epochs`` (default 2), no early
 stopping, ``model-last`` scored on test with gold tokenization, ``--torch-threads``
-threads. Results: ``results/transformer{_TAG}.{json,md}``, rewritten after every run
+threads; a run whose training already finished with the same settings (e.g. the
+``ewt_xpos trf_crf`` run of ``compare.py``, which shares its run dir) is only evaluated. Results: ``results/transformer{_TAG}.{json,md}``, rewritten after every run
 (runs from other invocations with the same settings are kept).
 
 Run:  .venv/bin/python benchmarks/bench_transformer.py             # all 6 runs
@@ -95,11 +96,16 @@ def has_invalid_bigram(tags: List[str], allowed_transitions: Any) -> bool:
     return any(not mask.transitions[a, b] for a, b in zip(ids, ids[1:]))
 
 
+def trf_run_dir(work: Path, task: str, arch: str, args: argparse.Namespace) -> Path:
+    """The run directory of one (task, arch); compare.py shares the ewt_xpos trf_crf run."""
+    return work / "runs" / f"trf_{task}_{arch}_e{args.epochs}" \
+        f"{'_l' + str(args.limit) if args.limit else ''}{'_' + args.tag if args.tag else ''}"
+
+
 def run_one(task: str, arch: str, data: Dict[str, Path], forms: Optional[set],
             args: argparse.Namespace, work: Path) -> Dict[str, Any]:
     """Train and test one (task, arch); the record of the run."""
-    run_dir = work / "runs" / f"trf_{task}_{arch}_e{args.epochs}" \
-        f"{'_l' + str(args.limit) if args.limit else ''}{'_' + args.tag if args.tag else ''}"
+    run_dir = trf_run_dir(work, task, arch, args)
     corpus = data["plain"]
     tagger_head = arch == "trf_softmax"
     if task == "ewt_upos" and tagger_head:
@@ -123,7 +129,8 @@ def run_one(task: str, arch: str, data: Dict[str, Path], forms: Optional[set],
     )
     log = run_dir / "run.log"
     record, inf = train_and_infer(
-        spec, log, f"{args.epochs} epochs", lambda r: f"{score_key} {r['scores'][score_key] * 100:.2f}")
+        spec, log, f"{args.epochs} epochs", lambda r: f"{score_key} {r['scores'][score_key] * 100:.2f}",
+        reuse=True)
     run: Dict[str, Any] = {
         "finished": now(), "config": spec["config"], **record,
         "model_bytes": dir_bytes(run_dir / "model-last"),

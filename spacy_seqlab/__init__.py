@@ -6,6 +6,8 @@ installed, the same names resolve through entry points with no import.
 from . import architectures, embeddings, scorers  # noqa: F401  (registrations)
 from .components.crf_ner import Analysis, CRFEntityRecognizer  # noqa: F401
 from .components.crf_tagger import CRFTagger, confidence_extension  # noqa: F401
+from .components.hmm_tagger import HMMTagger  # noqa: F401
+from .components.memm_tagger import MEMMTagger  # noqa: F401
 from .layers import chars, pooling, rnn  # noqa: F401
 from .layers.crf import CRF  # noqa: F401
 

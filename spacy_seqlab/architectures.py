@@ -18,6 +18,7 @@ from thinc.api import (
 from thinc.types import Floats2d
 
 from .layers.crf import CRF, CRFScores
+from .layers.memm import MEMM
 
 
 @registry.architectures("spacy_seqlab.CRFTagger.v1")
@@ -28,12 +29,31 @@ def build_crf_tagger(
 
     The refs "tok2vec", "output_layer" (the Linear) and "crf" are set for components.
     """
-    output_layer = Linear(nO=nO)
-    crf = CRF(nO=nO)
-    model = chain(tok2vec, with_array(output_layer), crf)
+    return _chain_tagger(tok2vec, Linear(nO=nO), CRF(nO=nO), "crf")
+
+
+@registry.architectures("spacy_seqlab.MEMMTagger.v1")
+def build_memm_tagger(
+    tok2vec: Model[List[Doc], List[Floats2d]], nO: Optional[int] = None
+) -> Model[List[Doc], CRFScores]:
+    """tok2vec -> Linear (emission scores per label) -> maximum-entropy Markov model
+    (locally normalized: P(y_i | y_{i-1}, x) = softmax(E[i] + T[y_{i-1}])).
+
+    The refs "tok2vec", "output_layer" (the Linear) and "memm" are set for components.
+    """
+    return _chain_tagger(tok2vec, Linear(nO=nO), MEMM(nO=nO), "memm")
+
+
+def _chain_tagger(
+    tok2vec: Model[List[Doc], List[Floats2d]],
+    output_layer: Model[Floats2d, Floats2d],
+    chain_layer: Model[List[Floats2d], CRFScores],
+    chain_ref: str,
+) -> Model[List[Doc], CRFScores]:
+    model = chain(tok2vec, with_array(output_layer), chain_layer)
     model.set_ref("tok2vec", tok2vec)
     model.set_ref("output_layer", output_layer)
-    model.set_ref("crf", crf)
+    model.set_ref(chain_ref, chain_layer)
     return model
 
 

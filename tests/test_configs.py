@@ -53,7 +53,7 @@ def main_scores(components: dict) -> dict:
     keys = {}
     for name, cfg in components.items():
         factory = cfg.get("factory")
-        if factory in ("crf_tagger", "memm_tagger"):
+        if factory in ("crf_tagger", "memm_tagger", "hmm_tagger"):
             keys[name] = f"{cfg['attr']}_acc"
         elif factory == "tagger":
             keys[name] = "tag_acc"
@@ -101,7 +101,7 @@ def test_config_trains(config_path, corpus, tmp_path, request):
     doc = nlp("I like the big cake in Paris .")
     components = {name: nlp.get_pipe_config(name) for name in nlp.pipe_names}
     for name, cfg in components.items():
-        if cfg["factory"] in ("crf_tagger", "memm_tagger", "tagger"):
+        if cfg["factory"] in ("crf_tagger", "memm_tagger", "hmm_tagger", "tagger"):
             attr = cfg.get("attr", "tag")
             assert all(getattr(token, f"{attr}_") for token in doc)
         elif cfg["factory"] == "crf_ner" and cfg["spans_key"] is not None:

@@ -46,7 +46,15 @@ subword_features = true
 
 class CRFPipe(TrainablePipe):
     """A TrainablePipe whose model ends in ``spacy_seqlab.CRF.v1`` (refs
-    "output_layer" and "crf", as built by ``spacy_seqlab.CRFTagger.v1``)."""
+    "output_layer" and "crf", as built by ``spacy_seqlab.CRFTagger.v1``).
+
+    ``chain_ref`` names the layer that owns the chain potentials and ``chain_loss``
+    the loss that trains them: a subclass with another chain layer over the same
+    ``CRFScores`` (``memm_tagger``) swaps both.
+    """
+
+    chain_ref = "crf"
+    chain_loss = staticmethod(crf_loss)
 
     def __init__(
         self,
@@ -84,7 +92,7 @@ class CRFPipe(TrainablePipe):
 
     def _sync_transition_mask(self) -> None:
         # derived from the labels rather than serialized, so it always matches them
-        self.model.get_ref("crf").attrs["transition_mask"] = (
+        self.model.get_ref(self.chain_ref).attrs["transition_mask"] = (
             self.transition_mask() if self.labels else None
         )
 
@@ -154,14 +162,14 @@ class CRFPipe(TrainablePipe):
         return allowed
 
     def get_loss(self, examples: Iterable[Example], scores: CRFScores) -> Tuple[float, CRFGradient]:
-        """CRF negative log-likelihood of the gold labels, summed over tokens' sequences."""
+        """Negative log-likelihood of the gold labels under ``chain_loss``, summed."""
         examples = list(examples)
         validate_examples(examples, f"{type(self).__name__}.get_loss")
         allowed = [self.allowed_labels(eg) for eg in examples]
-        loss, d_scores = crf_loss(self.model.ops, scores, allowed)
+        loss, d_scores = self.chain_loss(self.model.ops, scores, allowed)
         if not math.isfinite(loss):
             raise ValueError(
-                f"[{self.name}] the CRF loss is {loss}: the gold labels of a batch are "
+                f"[{self.name}] the loss is {loss}: the gold labels of a batch are "
                 f"impossible under the transition constraints, or scores diverged"
             )
         return loss, d_scores
@@ -184,7 +192,7 @@ class CRFPipe(TrainablePipe):
                 f"[{self.name}] found no labels in the training examples and none were given"
             )
         n = len(self.output_labels)
-        for ref in ("output_layer", "crf"):
+        for ref in ("output_layer", self.chain_ref):
             layer = self.model.get_ref(ref)
             if layer.has_dim("nO") and layer.get_dim("nO") not in (None, n):
                 raise ValueError(

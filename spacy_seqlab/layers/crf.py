@@ -80,16 +80,20 @@ def potentials_of(model: Model) -> ChainPotentials:
     )
 
 
+def pad_emissions(ops: Ops, X: InT, n_labels: int) -> Tuple[Floats3d, Ints1d]:
+    """Per-doc (T_i, L) scores padded to (B, T, L), and the lengths; a batch of empty
+    docs gets one padding step so the arrays keep their rank."""
+    lengths = ops.asarray1i([len(x) for x in X])
+    if sum(len(x) for x in X):
+        return ops.pad(X), lengths
+    return ops.alloc3f(len(X), 1, n_labels), lengths
+
+
 def forward(
     model: Model[InT, CRFScores], X: InT, is_train: bool
 ) -> Tuple[CRFScores, Callable]:
     ops = model.ops
-    n_labels = model.get_dim("nO")
-    lengths = ops.asarray1i([len(x) for x in X])
-    if sum(len(x) for x in X):
-        emissions = ops.pad(X)
-    else:
-        emissions = ops.alloc3f(len(X), 1, n_labels)
+    emissions, lengths = pad_emissions(ops, X, model.get_dim("nO"))
     scores = CRFScores(emissions, lengths, potentials_of(model))
 
     def backprop(dY: CRFGradient) -> InT:

@@ -15,7 +15,7 @@ from thinc.types import Floats1d, Floats2d, Ints1d
 
 from ..crf import ChainPotentials, viterbi
 from ..crf.forward_backward import _logsumexp
-from .crf import CRFGradient, CRFScores, _nonempty_longest_first
+from .crf import CRFGradient, CRFScores, _nonempty_longest_first, pad_emissions
 
 InT = List[Floats2d]
 NEG_INF = float("-inf")
@@ -50,11 +50,7 @@ def forward(
 ) -> Tuple[CRFScores, Callable]:
     ops = model.ops
     n_labels = model.get_dim("nO")
-    lengths = ops.asarray1i([len(x) for x in X])
-    if sum(len(x) for x in X):
-        emissions = ops.pad(X)
-    else:
-        emissions = ops.alloc3f(len(X), 1, n_labels)
+    emissions, lengths = pad_emissions(ops, X, n_labels)
     potentials = ChainPotentials(
         model.get_param("transitions"), model.get_param("start"), ops.alloc1f(n_labels)
     )

@@ -425,8 +425,10 @@ def child_infer(spec: Dict[str, Any]) -> None:
         refs = refs[: spec["test_limit"]]
 
     def fresh_docs() -> List[Doc]:
+        # gold tokens and sentence boundaries, as `spacy evaluate --gold-preproc`
         return [
-            Doc(nlp.vocab, words=[t.text for t in ref], spaces=[bool(t.whitespace_) for t in ref])
+            Doc(nlp.vocab, words=[t.text for t in ref], spaces=[bool(t.whitespace_) for t in ref],
+                sent_starts=[t.is_sent_start for t in ref])
             for ref in refs
         ]
 

@@ -169,7 +169,7 @@ def to_markdown(result: Dict[str, Any]) -> str:
         f"path is shown). Budget {s['epochs']} epochs (`training.max_epochs`), no early "
         f"stopping, seed {s['seed']}"
         + (f", **LIMIT: first {s['limit']} docs of each split**" if s["limit"] else "")
-        + f"; `model-last` scored on test with gold tokenization; {s['torch_threads']} torch "
+        + f"; `model-last` scored on test with gold tokens and sentences; {s['torch_threads']} torch "
         f"thread(s). Inference: `nlp.pipe`, batch_size {s['batch_size']}, best of "
         f"{s['passes']} passes. Softmax NER: spaCy's tagger on IOB2 tags, spans read off the "
         "tags (lenient conlleval reading); invalid docs: test docs whose predicted tags "

@@ -4,7 +4,7 @@ EWT XPOS (``configs/ewt_xpos_<model>.cfg``) and scored on the same test split.
 
 Budget: ``--epochs`` (default 10) for every trained model, ``--trf-epochs`` (default 2)
 for the transformer, one pass for the HMM (estimated by counting in ``initialize``);
-no early stopping, ``model-last`` scored with gold tokenization. Training time: the
+no early stopping, ``model-last`` scored with gold tokens and sentences. Training time: the
 child's initialize plus its training loop, dev evaluations excluded. Inference:
 ``nlp.pipe`` on pre-tokenized test Docs, best of ``--passes``. OOV: test tokens whose
 form is not in the training split. Children and corpora as in ``bench_archs.py``. A
@@ -45,9 +45,9 @@ class Model(NamedTuple):
 MODELS: Dict[str, Model] = {
     "hmm": Model("HMM (second-order, TnT suffixes)", "generative, joint P(x, y)",
                  "Markov (counts)", "no: word identity, suffixes of unknown words"),
-    "memm": Model("MEMM", "discriminative, locally normalized P(y_i | y_i-1, x)",
+    "memm": Model("MEMM", "discriminative, locally normalized P(y_i \\| y_i-1, x)",
                   "Markov", "yes: hashed word, prefix, suffix, shape, +-2 tokens"),
-    "featcrf": Model("feature CRF", "discriminative, globally normalized P(y | x)",
+    "featcrf": Model("feature CRF", "discriminative, globally normalized P(y \\| x)",
                      "Markov", "yes: the MEMM's features"),
     "bilstm_softmax": Model("BiLSTM-softmax", "discriminative, per token",
                             "none (independent decisions)", "learned: BiLSTM over word features"),
@@ -111,7 +111,7 @@ def to_markdown(result: Dict[str, Any]) -> str:
         f"One run per model, same train/dev/test split (`{s['corpus']}`"
         + (f", **LIMIT: first {s['limit']} docs of each split**" if s["limit"] else "")
         + f"), seed {s['seed']}, no early stopping, `model-last` scored on test with gold "
-        f"tokenization. Budget: {s['epochs']} epochs; transformer + CRF {s['trf_epochs']} "
+        f"tokens and sentence boundaries. Budget: {s['epochs']} epochs; transformer + CRF {s['trf_epochs']} "
         f"epochs ({s['trf_threads']} torch threads; `{s['transformer']}`); HMM one counting "
         f"pass. Other models: {s['torch_threads']} torch thread(s). Train time: initialize "
         "+ training loop, dev evaluations excluded. Inference: `nlp.pipe` on pre-tokenized "

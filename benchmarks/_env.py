@@ -161,3 +161,10 @@ def write_results(out_dir: str, stem: str, result: Dict[str, Any], markdown: str
     with open(os.path.join(out_dir, f"{stem}.md"), "w", encoding="utf8") as f:
         f.write(markdown + "\n")
     print(markdown)
+
+
+def markdown_header(result: Dict[str, Any]) -> str:
+    """The line naming date, machine and versions of a results file."""
+    m = result["machine"]
+    return (f"Last update {result['date']}; {m['cpu_model']}, {m['nproc']} cores. Versions: "
+            + ", ".join(f"{k} {v}" for k, v in result["versions"].items()) + ".")

@@ -32,7 +32,7 @@ from typing import Any, Dict, List, Optional
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from _env import RESULTS, machine, now, versions, write_results  # noqa: E402
+from _env import RESULTS, machine, markdown_header, now, versions, write_results  # noqa: E402
 from _spacy_runs import ROOT, add_common_args, make_spec, train_and_infer  # noqa: E402
 from bench_archs import corpora, dir_bytes, split_file, token_scores, train_forms  # noqa: E402
 
@@ -158,12 +158,11 @@ def settings(args: argparse.Namespace) -> Dict[str, Any]:
 
 
 def to_markdown(result: Dict[str, Any]) -> str:
-    s, m = result["settings"], result["machine"]
+    s = result["settings"]
     lines = [
         "# Transformer + CRF vs transformer + softmax (issue D)",
         "",
-        f"Last update {result['date']}; {m['cpu_model']}, {m['nproc']} cores. Versions: "
-        + ", ".join(f"{k} {v}" for k, v in result["versions"].items()) + ".",
+        markdown_header(result),
         "",
         f"Transformer: `{s['transformer']}` (offline MiniLM-L6-H384 uncased unless another "
         f"path is shown). Budget {s['epochs']} epochs (`training.max_epochs`), no early "

@@ -28,7 +28,7 @@ from typing import Any, Dict, NamedTuple
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from _env import RESULTS, machine, now, versions, write_results  # noqa: E402
+from _env import RESULTS, machine, markdown_header, now, versions, write_results  # noqa: E402
 from _spacy_runs import ROOT, add_common_args, make_spec, train_and_infer  # noqa: E402
 from bench_archs import dir_bytes, fmt, token_scores, train_forms  # noqa: E402
 from bench_tagger import corpus_file, prepare_corpus  # noqa: E402
@@ -101,12 +101,11 @@ def run_model(model: str, corpus: Path, forms: set, args: argparse.Namespace,
 
 
 def to_markdown(result: Dict[str, Any]) -> str:
-    s, m = result["settings"], result["machine"]
+    s = result["settings"]
     lines = [
         "# Every model of the lecture on UD English EWT XPOS (issue E)",
         "",
-        f"Last update {result['date']}; {m['cpu_model']}, {m['nproc']} cores. Versions: "
-        + ", ".join(f"{k} {v}" for k, v in result["versions"].items()) + ".",
+        markdown_header(result),
         "",
         f"One run per model, same train/dev/test split (`{s['corpus']}`"
         + (f", **LIMIT: first {s['limit']} docs of each split**" if s["limit"] else "")

@@ -60,14 +60,16 @@ def CRF(nO: Optional[int] = None) -> Model[InT, CRFScores]:
 
 
 def init(model: Model[InT, CRFScores], X: Optional[InT] = None, Y: Optional[Any] = None):
+    """Infer ``nO`` from a sample if unset; zero transition, start (and end) scores."""
     if not model.has_dim("nO"):
         sample = X if X else Y
         if sample:
             model.set_dim("nO", sample[0].shape[1])
     n = model.get_dim("nO")
     model.set_param("transitions", model.ops.alloc2f(n, n))
-    model.set_param("start", model.ops.alloc1f(n))
-    model.set_param("end", model.ops.alloc1f(n))
+    for name in ("start", "end"):
+        if name in model.param_names:
+            model.set_param(name, model.ops.alloc1f(n))
     return model
 
 

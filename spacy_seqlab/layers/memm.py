@@ -15,7 +15,7 @@ from thinc.types import Floats1d, Floats2d, Ints1d
 
 from ..crf import ChainPotentials, viterbi
 from ..crf.forward_backward import _logsumexp
-from .crf import CRFGradient, CRFScores, _nonempty_longest_first, pad_emissions
+from .crf import CRFGradient, CRFScores, _nonempty_longest_first, init, pad_emissions
 
 InT = List[Floats2d]
 NEG_INF = float("-inf")
@@ -32,17 +32,6 @@ def MEMM(nO: Optional[int] = None) -> Model[InT, CRFScores]:
         dims={"nO": nO},
         params={"transitions": None, "start": None},
     )
-
-
-def init(model: Model[InT, CRFScores], X: Optional[InT] = None, Y: Optional[Any] = None):
-    if not model.has_dim("nO"):
-        sample = X if X else Y
-        if sample:
-            model.set_dim("nO", sample[0].shape[1])
-    n = model.get_dim("nO")
-    model.set_param("transitions", model.ops.alloc2f(n, n))
-    model.set_param("start", model.ops.alloc1f(n))
-    return model
 
 
 def forward(

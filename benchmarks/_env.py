@@ -1,6 +1,8 @@
 """Shared helpers for the benchmarks: versions, machine, BLAS threads, timing."""
+import contextlib
 import ctypes
 import datetime
+import fcntl
 import glob
 import json
 import os
@@ -8,7 +10,7 @@ import platform
 import statistics
 import time
 from importlib import metadata
-from typing import Any, Callable, Dict, List
+from typing import Any, Callable, Dict, Iterator, List
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 WORK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "work")
@@ -168,3 +170,26 @@ def markdown_header(result: Dict[str, Any]) -> str:
     m = result["machine"]
     return (f"Last update {result['date']}; {m['cpu_model']}, {m['nproc']} cores. Versions: "
             + ", ".join(f"{k} {v}" for k, v in result["versions"].items()) + ".")
+
+
+@contextlib.contextmanager
+def locked_runs(out_dir: str, work_dir: str, stem: str, settings: Dict[str, Any]) -> Iterator[Dict[str, Any]]:
+    """The runs of ``out_dir/stem.json`` if it was written with the same ``settings``
+    (else an empty dict), under an exclusive lock held until the block ends: several
+    invocations can fill one results file, each adding its runs and rewriting it."""
+    os.makedirs(out_dir, exist_ok=True)
+    path = os.path.join(out_dir, f"{stem}.json")
+    with open(os.path.join(work_dir, f"{stem}_results.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        runs: Dict[str, Any] = {}
+        try:
+            with open(path, encoding="utf8") as f:
+                old = json.load(f)
+        except (OSError, ValueError):
+            old = None
+        if old is not None and old.get("settings") == settings:
+            runs = old.get("runs", {})
+        elif old is not None:
+            print(f"NOTE: {path} has other settings ({old.get('settings')}); its runs are "
+                  "replaced", flush=True)
+        yield runs

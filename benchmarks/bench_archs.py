@@ -57,7 +57,7 @@ from typing import Any, Dict, List, Optional, Set
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from _env import RESULTS, blas_info, machine, now, versions, write_results  # noqa: E402
+from _env import RESULTS, blas_info, locked_runs, machine, now, versions, write_results  # noqa: E402
 from _spacy_runs import (  # noqa: E402
     ROOT, add_common_args, init_spacy_config, make_spec, train_and_infer,
 )
@@ -387,25 +387,8 @@ def to_markdown(result: Dict[str, Any]) -> str:
 def write(args: argparse.Namespace, new_runs: Dict[str, Dict[str, Any]]) -> None:
     """Merge ``new_runs`` into the result file (under a lock; runs from other
     invocations with the same settings are kept) and rewrite JSON and Markdown."""
-    suffix = f"_{args.tag}" if args.tag else ""
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    stem = f"archs{suffix}"
-    lock = Path(args.work) / f"{stem}_results.lock"
-    with open(lock, "w") as lf:
-        fcntl.flock(lf, fcntl.LOCK_EX)
-        runs: Dict[str, Dict[str, Any]] = {}
-        old_path = out / f"{stem}.json"
-        if old_path.exists():
-            try:
-                old = json.loads(old_path.read_text())
-                if old.get("settings") == settings(args):
-                    runs = old.get("runs", {})
-                else:
-                    print(f"NOTE: {old_path} has other settings ({old.get('settings')}); "
-                          "its runs are replaced", flush=True)
-            except ValueError:
-                pass
+    stem = "archs" + (f"_{args.tag}" if args.tag else "")
+    with locked_runs(args.out, args.work, stem, settings(args)) as runs:
         for task, archs in new_runs.items():
             runs.setdefault(task, {}).update(archs)
         flair = {t: f for t in TASKS if (f := flair_summary(Path(args.flair_dir), t))}
@@ -422,7 +405,7 @@ def write(args: argparse.Namespace, new_runs: Dict[str, Dict[str, Any]]) -> None
             "flair": flair,
             "summary": summarize(runs, flair),
         }
-        write_results(str(out), stem, result, to_markdown(result))
+        write_results(args.out, stem, result, to_markdown(result))
 
 
 def done_runs(args: argparse.Namespace) -> Set[tuple]:

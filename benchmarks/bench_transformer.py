@@ -22,17 +22,16 @@ Run:  .venv/bin/python benchmarks/bench_transformer.py             # all 6 runs
       .venv/bin/python benchmarks/bench_transformer.py --tasks conll03 --archs trf_crf
 """
 import argparse
-import fcntl
 import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Optional
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from _env import RESULTS, machine, markdown_header, now, versions, write_results  # noqa: E402
+from _env import RESULTS, locked_runs, machine, markdown_header, now, versions, write_results  # noqa: E402
 from _spacy_runs import ROOT, add_common_args, make_spec, train_and_infer  # noqa: E402
 from bench_archs import corpora, dir_bytes, split_file, token_scores, train_forms  # noqa: E402
 
@@ -68,10 +67,13 @@ def ents_as_tags_corpus(conll03: Path, work: Path) -> Path:
 
 def tag_span_scores(tokens_path: Path) -> Dict[str, Any]:
     """Span P/R/F (percent) of the predicted IOB2 tags against the gold ones, and the
-    number of docs whose predicted tags hold an invalid bigram."""
+    number of docs whose predicted tags hold a bigram BIO forbids."""
     from spacy_seqlab.schemes import allowed_transitions, tags_to_spans
 
     tokens = json.loads(tokens_path.read_text())
+    names = sorted({tag for tags in tokens["pred"] for tag in tags} | {"O"})
+    index = {tag: i for i, tag in enumerate(names)}
+    mask = allowed_transitions("BIO", names)
     tp = n_pred = n_gold = invalid_docs = 0
     for gold, pred in zip(tokens["gold"], tokens["pred"]):
         g = set(tags_to_spans(gold))
@@ -79,21 +81,13 @@ def tag_span_scores(tokens_path: Path) -> Dict[str, Any]:
         tp += len(g & p)
         n_pred += len(p)
         n_gold += len(g)
-        invalid_docs += has_invalid_bigram(pred, allowed_transitions)
+        ids = [index[tag] for tag in pred]
+        invalid_docs += bool(ids) and (
+            not mask.start[ids[0]] or not all(mask.transitions[a, b] for a, b in zip(ids, ids[1:])))
     prec = 100 * tp / n_pred if n_pred else 0.0
     rec = 100 * tp / n_gold if n_gold else 0.0
     f = 2 * prec * rec / (prec + rec) if prec + rec else 0.0
     return {"p": prec, "r": rec, "f": f, "invalid_docs": invalid_docs, "docs": len(tokens["gold"])}
-
-
-def has_invalid_bigram(tags: List[str], allowed_transitions: Any) -> bool:
-    """Whether an IOB2 tag sequence could not be decoded under BIO constraints."""
-    names = sorted(set(tags) | {"O"})
-    mask = allowed_transitions("BIO", names)
-    ids = [names.index(t) for t in tags]
-    if ids and not mask.start[ids[0]]:
-        return True
-    return any(not mask.transitions[a, b] for a, b in zip(ids, ids[1:]))
 
 
 def trf_run_dir(work: Path, task: str, arch: str, args: argparse.Namespace) -> Path:
@@ -205,17 +199,7 @@ def to_markdown(result: Dict[str, Any]) -> str:
 def write(args: argparse.Namespace, task: str, arch: str, run: Dict[str, Any]) -> None:
     """Merge one run into the result file (under a lock) and rewrite JSON and Markdown."""
     stem = "transformer" + (f"_{args.tag}" if args.tag else "")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    with open(Path(args.work) / f"{stem}_results.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        runs: Dict[str, Any] = {}
-        try:
-            old = json.loads((out / f"{stem}.json").read_text())
-            if old.get("settings") == settings(args):
-                runs = old["runs"]
-        except (OSError, ValueError):
-            pass
+    with locked_runs(args.out, args.work, stem, settings(args)) as runs:
         runs.setdefault(task, {})[arch] = run
         result = {
             "date": now(),
@@ -228,7 +212,7 @@ def write(args: argparse.Namespace, task: str, arch: str, run: Dict[str, Any]) -
             "targets": TARGETS,
             "runs": runs,
         }
-        write_results(str(out), stem, result, to_markdown(result))
+        write_results(args.out, stem, result, to_markdown(result))
 
 
 def main() -> None:

@@ -18,8 +18,6 @@ test accuracy against inference words/s). Run it with ``spacy project run compar
       .venv/bin/python benchmarks/compare.py --corpus DIR --models hmm memm --epochs 1 --limit 20
 """
 import argparse
-import fcntl
-import json
 import os
 import sys
 from pathlib import Path
@@ -28,7 +26,7 @@ from typing import Any, Dict, NamedTuple
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from _env import RESULTS, machine, markdown_header, now, versions, write_results  # noqa: E402
+from _env import RESULTS, locked_runs, machine, markdown_header, now, versions, write_results  # noqa: E402
 from _spacy_runs import ROOT, add_common_args, make_spec, train_and_infer  # noqa: E402
 from bench_archs import dir_bytes, fmt, token_scores, train_forms  # noqa: E402
 from bench_tagger import corpus_file, prepare_corpus  # noqa: E402
@@ -167,37 +165,24 @@ def settings(args: argparse.Namespace) -> Dict[str, Any]:
 
 
 def write(args: argparse.Namespace, model: str, run: Dict[str, Any]) -> None:
-    """Merge one run into the result files (runs with the same settings are kept)."""
+    """Merge one run into the result files (runs with the same settings are kept) and
+    rewrite the JSON, Markdown and PNG."""
     stem = "compare_ewt_xpos" + (f"_{args.tag}" if args.tag else "")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    with open(Path(args.work) / f"{stem}_results.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # several invocations may fill one table
-        runs: Dict[str, Any] = {}
-        try:
-            old = json.loads((out / f"{stem}.json").read_text())
-            if old.get("settings") == settings(args):
-                runs = old["runs"]
-        except (OSError, ValueError):
-            pass
+    with locked_runs(args.out, args.work, stem, settings(args)) as runs:
         runs[model] = run
-        write_table(args, out, stem, runs)
-
-
-def write_table(args: argparse.Namespace, out: Path, stem: str, runs: Dict[str, Any]) -> None:
-    """Rewrite the JSON, Markdown and PNG of ``runs``."""
-    plot(runs, out / f"{stem}.png")
-    result = {
-        "date": now(),
-        "versions": versions("numpy", "torch", "thinc", "spacy", "spacy-transformers", "spacy-seqlab"),
-        "machine": machine(),
-        "loadavg": os.getloadavg(),
-        "settings": settings(args),
-        "command": " ".join(sys.argv),
-        "plot": f"{stem}.png",
-        "runs": runs,
-    }
-    write_results(str(out), stem, result, to_markdown(result))
+        plot(runs, Path(args.out) / f"{stem}.png")
+        result = {
+            "date": now(),
+            "versions": versions("numpy", "torch", "thinc", "spacy", "spacy-transformers",
+                                 "spacy-seqlab"),
+            "machine": machine(),
+            "loadavg": os.getloadavg(),
+            "settings": settings(args),
+            "command": " ".join(sys.argv),
+            "plot": f"{stem}.png",
+            "runs": runs,
+        }
+        write_results(args.out, stem, result, to_markdown(result))
 
 
 def main() -> None:

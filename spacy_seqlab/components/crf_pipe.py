@@ -122,6 +122,11 @@ class CRFPipe(TrainablePipe):
         scores = self.scores(docs)
         if scores is None:
             return [], []
+        return self.decode(scores)
+
+    def decode(self, scores: CRFScores) -> Predictions:
+        """Label ids per doc and a confidence for each (here: Viterbi and the posterior
+        marginals); a component with another chain layer decodes its own way."""
         return crf_decode(self.model.ops, scores)
 
     def scores(self, docs: Iterable[Doc]) -> Optional[CRFScores]:

@@ -2,13 +2,13 @@
 model output, ``P(y_i | y_{i-1}, x)`` normalized per token over the same scores the CRF
 tagger normalizes per sequence (see ``spacy_seqlab.layers.memm``)."""
 import copy
-from typing import Callable, Iterable, Optional
+from typing import Callable, Optional
 
 from spacy.language import Language
-from spacy.tokens import Doc
 from spacy.vocab import Vocab
 from thinc.api import Model
 
+from ..layers.crf import CRFScores
 from ..layers.memm import DECODERS, memm_decode, memm_loss
 from ..scorers import token_attr_score
 from .crf_pipe import DEFAULT_CRF_MODEL, Predictions
@@ -90,9 +90,6 @@ class MEMMTagger(CRFTagger):
         # with another decoding in its config does not restore the saved one
         self.decoding = decoding
 
-    def predict(self, docs: Iterable[Doc]) -> Predictions:
+    def decode(self, scores: CRFScores) -> Predictions:
         """Label ids per doc and the local probability of each."""
-        scores = self.scores(docs)
-        if scores is None:
-            return [], []
         return memm_decode(self.model.ops, scores, self.decoding)

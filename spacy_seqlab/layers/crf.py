@@ -178,32 +178,39 @@ def _gradient(ops: Ops, d_emissions, d_trans, lengths) -> CRFGradient:
 def crf_decode(ops: Ops, scores: CRFScores) -> Tuple[List[Ints1d], List[Floats1d]]:
     """Viterbi label ids per doc, and the posterior marginal of each chosen label
     (empty arrays for empty docs)."""
-    xp = ops.xp
-    batch = _nonempty_longest_first(ops, scores)
-    paths_out = [ops.alloc1i(0) for _ in range(batch.size)]
-    conf_out = [ops.alloc1f(0) for _ in range(batch.size)]
-    if not batch.rows:
-        return paths_out, conf_out
-    paths, _ = viterbi(xp, batch.emissions, batch.lengths, scores.potentials)
-    nodes = forward_backward(
-        xp, batch.emissions, batch.lengths, scores.potentials, counts=None, dtype="float32"
-    ).nodes
-    chosen = xp.take_along_axis(nodes, xp.maximum(paths, 0)[..., None], axis=2)[..., 0]
-    for k, (i, n) in enumerate(zip(batch.rows, batch.lengths.tolist())):
-        paths_out[i] = paths[k, :n]
-        conf_out[i] = chosen[k, :n]
-    return paths_out, conf_out
+
+    def paths_and_marginals(xp, emissions, lengths, potentials):
+        paths, _ = viterbi(xp, emissions, lengths, potentials)
+        nodes = forward_backward(
+            xp, emissions, lengths, potentials, counts=None, dtype="float32"
+        ).nodes
+        return paths, xp.take_along_axis(nodes, xp.maximum(paths, 0)[..., None], axis=2)[..., 0]
+
+    return decode_per_doc(ops, scores, paths_and_marginals)
 
 
 def crf_viterbi(ops: Ops, scores: CRFScores) -> List[Ints1d]:
     """Viterbi label ids per doc (an empty array for an empty doc)."""
+    return decode_per_doc(ops, scores, lambda *args: (viterbi(*args)[0], None))[0]
+
+
+def decode_per_doc(
+    ops: Ops, scores: CRFScores, decode: Callable
+) -> Tuple[List[Ints1d], List[Floats1d]]:
+    """Run ``decode(xp, emissions, lengths, potentials) -> (paths, values or None)``,
+    both (B, T), once over the non-empty docs of ``scores`` (longest first), and cut
+    its output per doc, in batch order: empty arrays for empty docs."""
     batch = _nonempty_longest_first(ops, scores)
     paths_out = [ops.alloc1i(0) for _ in range(batch.size)]
-    if batch.rows:
-        paths, _ = viterbi(ops.xp, batch.emissions, batch.lengths, scores.potentials)
-        for k, (i, n) in enumerate(zip(batch.rows, batch.lengths.tolist())):
-            paths_out[i] = paths[k, :n]
-    return paths_out
+    values_out = [ops.alloc1f(0) for _ in range(batch.size)]
+    if not batch.rows:
+        return paths_out, values_out
+    paths, values = decode(ops.xp, batch.emissions, batch.lengths, scores.potentials)
+    for k, (i, n) in enumerate(zip(batch.rows, batch.lengths.tolist())):
+        paths_out[i] = paths[k, :n]
+        if values is not None:
+            values_out[i] = values[k, :n]
+    return paths_out, values_out
 
 
 @dataclass

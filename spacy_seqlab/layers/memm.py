@@ -15,7 +15,7 @@ from thinc.types import Floats1d, Floats2d, Ints1d
 
 from ..crf import ChainPotentials, viterbi
 from ..crf.forward_backward import _logsumexp
-from .crf import CRFGradient, CRFScores, _nonempty_longest_first, init, pad_emissions
+from .crf import CRFGradient, CRFScores, decode_per_doc, init, pad_emissions
 
 InT = List[Floats2d]
 NEG_INF = float("-inf")
@@ -168,20 +168,14 @@ def memm_decode(
     docs)."""
     if decoding not in DECODERS:
         raise ValueError(f"decoding must be one of {sorted(DECODERS)}, got {decoding!r}")
-    xp = ops.xp
-    batch = _nonempty_longest_first(ops, scores)
-    paths_out = [ops.alloc1i(0) for _ in range(batch.size)]
-    conf_out = [ops.alloc1f(0) for _ in range(batch.size)]
-    if not batch.rows:
-        return paths_out, conf_out
-    paths = DECODERS[decoding](xp, batch.emissions, batch.lengths, scores.potentials)
-    z = local_logits(xp, batch.emissions, _shift_right(xp, paths), scores.potentials)
-    chosen = xp.take_along_axis(z, xp.maximum(paths, 0)[..., None], axis=2)[..., 0]
-    probs = xp.exp(chosen - _logsumexp(xp, z, axis=2))
-    for k, (i, n) in enumerate(zip(batch.rows, batch.lengths.tolist())):
-        paths_out[i] = paths[k, :n]
-        conf_out[i] = probs[k, :n]
-    return paths_out, conf_out
+
+    def paths_and_probs(xp, emissions, lengths, potentials):
+        paths = DECODERS[decoding](xp, emissions, lengths, potentials)
+        z = local_logits(xp, emissions, _shift_right(xp, paths), potentials)
+        chosen = xp.take_along_axis(z, xp.maximum(paths, 0)[..., None], axis=2)[..., 0]
+        return paths, xp.exp(chosen - _logsumexp(xp, z, axis=2))
+
+    return decode_per_doc(ops, scores, paths_and_probs)
 
 
 def _shift_right(xp, labels):

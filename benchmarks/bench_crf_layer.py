@@ -11,7 +11,8 @@ same log-likelihood, gradient and Viterbi paths. Timing: warm-up, then the media
 ``--reps`` runs. torch gets as many threads as numpy's BLAS uses.
 
 Run:  .venv/bin/python benchmarks/bench_crf_layer.py
-Writes benchmarks/results/crf_layer.json and benchmarks/results/crf_layer.md.
+Writes benchmarks/results/crf_layer.json and benchmarks/results/crf_layer.md, and its
+speedups as the "crf_layer" targets of benchmarks/results/crf_core.json (unless --tag).
 """
 import argparse
 import os
@@ -25,6 +26,7 @@ import torch  # noqa: E402
 from thinc.api import NumpyOps  # noqa: E402
 from torchcrf import CRF as TorchCRF  # noqa: E402
 
+from _crf_core import record  # noqa: E402
 from _env import (  # noqa: E402
     RESULTS, blas_info, machine, now, set_blas_threads, time_interleaved, versions, wait_idle,
     write_results,
@@ -269,6 +271,34 @@ def main() -> None:
     }
     stem = f"crf_layer_{args.tag}" if args.tag else "crf_layer"
     write_results(args.out, stem, result, to_markdown(result))
+    if not args.tag:
+        record("crf_layer", core_part(result), args.out)
+
+
+def core_part(result: Dict[str, Any]) -> Dict[str, Any]:
+    """This run's speedups as crf_core.json targets: both operations, every case, the
+    lower of the median-based and min-based speedup (as ``targets_met``)."""
+    names = {"nll_grad": "NLL+grad", "viterbi": "Viterbi"}
+    targets, lines = [], []
+    for case in result["cases"]:
+        shape = case["shape"]
+        where = f"batch {shape['batch']}, length {shape['length']} ({shape['lengths']}), {shape['n_labels']} labels"
+        for key, target in TARGETS.items():
+            value = min(case["speedup_pytorch_crf_over_ours"][key], case["speedup_on_min_times"][key])
+            targets.append({"name": f"bench_crf_layer {names[key]} speedup vs pytorch-crf 0.7.2, {where}",
+                            "target": f">= {target:g}x", "value": round(value, 2),
+                            "met": bool(case["targets_met"][key])})
+            t = case["timing"][key]
+            lines.append(f"- {names[key]}, {where}: ours {t['ours']['median_ms']:.2f} ms "
+                         f"(min {t['ours']['min_ms']:.2f}), pytorch-crf {t['pytorch_crf']['median_ms']:.2f} ms "
+                         f"(min {t['pytorch_crf']['min_ms']:.2f}): {value:.2f}x")
+    command = " ".join(["benchmarks/bench_crf_layer.py"] + sys.argv[1:])
+    markdown = "\n".join([f"`.venv/bin/python {command}` (details: crf_layer.md); 1-min load "
+                          f"average before/after {result['loadavg_before'][0]:.1f} / "
+                          f"{result['loadavg_after'][0]:.1f}.", *lines])
+    return {"date": result["date"], "command": command, "threads": result["threads"],
+            "loadavg_before": result["loadavg_before"], "loadavg_after": result["loadavg_after"],
+            "targets": targets, "markdown": markdown}
 
 
 if __name__ == "__main__":

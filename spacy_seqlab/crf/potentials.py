@@ -29,16 +29,43 @@ class ChainPotentials:
     end: Any  # (L,)
     mask: Optional[TransitionMask] = None
 
-    def masked(self, xp, dtype: str = "float64") -> Tuple[Any, Any, Any]:
-        """Transition, start and end scores as ``dtype``, -inf where the mask forbids."""
+    def masked(
+        self, xp, dtype: str = "float64", n_labels: Optional[int] = None
+    ) -> Tuple[Any, Any, Any]:
+        """Transition, start and end scores as ``dtype``, -inf where the mask forbids.
+
+        The scores themselves must be finite and, given ``n_labels``, of shapes
+        (n_labels, n_labels) and (n_labels,) (ValueError naming the parameter
+        otherwise): forbidding is the mask's job."""
         A = xp.asarray(self.transitions, dtype=dtype)
         s = xp.asarray(self.start, dtype=dtype)
         e = xp.asarray(self.end, dtype=dtype)
+        if n_labels is not None:
+            shapes = (A.shape, s.shape, e.shape)
+            if shapes != ((n_labels, n_labels), (n_labels,), (n_labels,)):
+                raise ValueError(
+                    f"Expected transition, start and end scores of shapes "
+                    f"({n_labels}, {n_labels}), ({n_labels},), ({n_labels},) for "
+                    f"{n_labels} labels, got {shapes}"
+                )
+        for name, scores in (("transition", A), ("start", s), ("end", e)):
+            _check_finite(xp, name, scores)
         if self.mask is not None:
             A = xp.where(xp.asarray(self.mask.transitions), A, NEG_INF)
             s = xp.where(xp.asarray(self.mask.start), s, NEG_INF)
             e = xp.where(xp.asarray(self.mask.end), e, NEG_INF)
         return A, s, e
+
+
+def _check_finite(xp, name: str, scores) -> None:
+    finite = xp.isfinite(scores)
+    if not bool(finite.all()):
+        where = tuple(int(i[0]) for i in xp.nonzero(~finite))
+        value = scores[where]
+        raise ValueError(
+            f"{name.capitalize()} scores must be finite (forbid with a TransitionMask), "
+            f"got {float(value)} at {list(where) if len(where) > 1 else where[0]}"
+        )
 
 
 def clamp_emissions(xp, emissions, allowed_labels):

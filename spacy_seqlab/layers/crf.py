@@ -16,9 +16,10 @@ from ..crf import (
     clamp_emissions,
     forward_backward,
     gold_counts,
+    long_rows,
     sequence_scores,
-    viterbi,
 )
+from ..crf.batching import check_emissions
 
 InT = List[Floats2d]
 
@@ -84,11 +85,14 @@ def potentials_of(model: Model) -> ChainPotentials:
 
 def pad_emissions(ops: Ops, X: InT, n_labels: int) -> Tuple[Floats3d, Ints1d]:
     """Per-doc (T_i, L) scores padded to (B, T, L), and the lengths; a batch of empty
-    docs gets one padding step so the arrays keep their rank."""
+    docs gets one padding step so the arrays keep their rank. Scores that are not
+    finite raise ValueError naming the doc (batch row) and token (position)."""
     lengths = ops.asarray1i([len(x) for x in X])
-    if sum(len(x) for x in X):
-        return ops.pad(X), lengths
-    return ops.alloc3f(len(X), 1, n_labels), lengths
+    if not sum(len(x) for x in X):
+        return ops.alloc3f(len(X), 1, n_labels), lengths
+    emissions = ops.pad(X)
+    check_emissions(ops.xp, emissions, ops.xp.asarray(lengths), allow_excluded=False)
+    return emissions, lengths
 
 
 def forward(
@@ -123,30 +127,34 @@ def crf_loss(
     xp = ops.xp
     B, T, L = scores.emissions.shape
     lengths = xp.asarray(scores.lengths, dtype="int64")
+    valid = xp.arange(T)[None, :] < lengths[:, None]
+    if [len(a) for a in allowed] != lengths.tolist():
+        raise ValueError(f"Expected one (length, {L}) allowed-labels array per doc, of the "
+                         f"docs' lengths {lengths.tolist()}, got {[len(a) for a in allowed]}")
     mask = xp.ones((B, T, L), dtype=bool)
     for i, a in enumerate(allowed):
         mask[i, : len(a)] = xp.asarray(a, dtype=bool)
-    valid = xp.arange(T)[None, :] < lengths[:, None]
     n_allowed = mask.sum(axis=2)
     informative = ((n_allowed < L) & valid).any(axis=1)
-    d_emissions = xp.zeros((B, T, L), dtype="float32")
     if not bool(informative.any()):
+        d_emissions = xp.zeros((B, T, L), dtype="float32")
         return 0.0, _gradient(ops, d_emissions, xp.zeros((L, L)), lengths)
     rows = xp.nonzero(informative)[0]
-    E = scores.emissions[rows]
-    lengths, mask = lengths[rows], mask[rows]
+    E, lengths, mask, n_allowed, valid = (
+        _take(x, rows) for x in (scores.emissions, lengths, mask, n_allowed, valid)
+    )
     full = forward_backward(xp, E, lengths, scores.potentials, counts="batch", dtype=dtype)
     loss = float(full.log_z.sum())
     d_trans = full.transitions
-    d_emissions[rows] = full.nodes
+    d_rows = full.nodes.astype("float32", copy=False)  # d loss / d emissions of ``rows``
     # the clamped CRF: gold counts where every token is labeled, forward-backward else
-    labeled = ((n_allowed[rows] == 1) | ~valid[rows]).all(axis=1)
+    labeled = ((n_allowed == 1) | ~valid).all(axis=1)
     if bool(labeled.any()):
         sel = xp.nonzero(labeled)[0]
-        gold = mask[sel].argmax(axis=2)
-        nodes, trans = gold_counts(xp, lengths[sel], gold, L)
-        loss -= float(sequence_scores(xp, E[sel], lengths[sel], gold, scores.potentials).sum())
-        d_emissions[rows[sel]] -= nodes
+        gold = _take(mask, sel).argmax(axis=2)
+        nodes, trans = gold_counts(xp, _take(lengths, sel), gold, L)
+        loss -= float(sequence_scores(xp, _take(E, sel), _take(lengths, sel), gold, scores.potentials).sum())
+        _subtract_rows(d_rows, sel, nodes)
         d_trans = d_trans - trans
     if not bool(labeled.all()):
         sel = xp.nonzero(~labeled)[0]
@@ -155,9 +163,27 @@ def crf_loss(
             counts="batch", dtype=dtype,
         )
         loss -= float(clamped.log_z.sum())
-        d_emissions[rows[sel]] -= clamped.nodes
+        _subtract_rows(d_rows, sel, clamped.nodes)
         d_trans = d_trans - clamped.transitions
+    if rows.shape[0] == B:
+        d_emissions = d_rows
+    else:
+        d_emissions = xp.zeros((B, T, L), dtype="float32")
+        d_emissions[rows] = d_rows
     return loss, _gradient(ops, d_emissions, d_trans, scores.lengths)
+
+
+def _take(x, rows):
+    """``x[rows]``, without a copy when ``rows`` are all of x's rows in order."""
+    return x if rows.shape[0] == x.shape[0] else x[rows]
+
+
+def _subtract_rows(x, rows, values) -> None:
+    """``x[rows] -= values`` (in place on x itself when ``rows`` are all its rows)."""
+    if rows.shape[0] == x.shape[0]:
+        x -= values
+    else:
+        x[rows] -= values
 
 
 def _gradient(ops: Ops, d_emissions, d_trans, lengths) -> CRFGradient:
@@ -176,22 +202,24 @@ def _gradient(ops: Ops, d_emissions, d_trans, lengths) -> CRFGradient:
 
 
 def crf_decode(ops: Ops, scores: CRFScores) -> Tuple[List[Ints1d], List[Floats1d]]:
-    """Viterbi label ids per doc, and the posterior marginal of each chosen label
-    (empty arrays for empty docs)."""
+    """Viterbi label ids per doc, and the posterior marginal of each chosen label in
+    [0, 1] (empty arrays for empty docs). Long docs run in segments (``long_rows``)."""
 
     def paths_and_marginals(xp, emissions, lengths, potentials):
-        paths, _ = viterbi(xp, emissions, lengths, potentials)
-        nodes = forward_backward(
+        paths, _ = long_rows.viterbi(xp, emissions, lengths, potentials)
+        nodes = long_rows.forward_backward(
             xp, emissions, lengths, potentials, counts=None, dtype="float32"
         ).nodes
-        return paths, xp.take_along_axis(nodes, xp.maximum(paths, 0)[..., None], axis=2)[..., 0]
+        chosen = xp.take_along_axis(nodes, xp.maximum(paths, 0)[..., None], axis=2)[..., 0]
+        return paths, xp.clip(chosen, 0.0, 1.0)  # float32 rounding may pass 1 by ~1e-6
 
     return decode_per_doc(ops, scores, paths_and_marginals)
 
 
 def crf_viterbi(ops: Ops, scores: CRFScores) -> List[Ints1d]:
-    """Viterbi label ids per doc (an empty array for an empty doc)."""
-    return decode_per_doc(ops, scores, lambda *args: (viterbi(*args)[0], None))[0]
+    """Viterbi label ids per doc (an empty array for an empty doc); long docs run in
+    segments (``long_rows``)."""
+    return decode_per_doc(ops, scores, lambda *args: (long_rows.viterbi(*args)[0], None))[0]
 
 
 def decode_per_doc(

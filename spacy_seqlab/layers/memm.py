@@ -10,11 +10,14 @@ each chosen label.
 """
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
+import numpy
 from thinc.api import Model, Ops, registry
 from thinc.types import Floats1d, Floats2d, Ints1d
 
 from ..crf import ChainPotentials, viterbi
+from ..crf.batching import label_reduce
 from ..crf.forward_backward import _logsumexp
+from ..crf.scaling import exp_range, gaps, spread
 from .crf import CRFGradient, CRFScores, decode_per_doc, init, pad_emissions
 
 InT = List[Floats2d]
@@ -107,14 +110,24 @@ def log_normalizers(xp, emissions, potentials: ChainPotentials):
     """``log Z[b, t, i] = log sum_j exp(E[b, t, j] + T[i, j])``: the normalizer of
     position t after label i, (B, T, L) float64.
 
-    One (L, L) product per token, both factors shifted by their max; exact unless a
-    token's emission scores span more than float64's exp range (~700).
+    One (L, L) product per token, both factors shifted by their max: the largest term
+    is at least exp(-(G + S)), G the token's emission gap and S the spread of ``T``,
+    so terms lost to underflow are negligible while G + S stays within half of
+    float64's exp range; the tokens beyond it take the exact log-sum-exp.
     """
     A = potentials.masked(xp)[0]
     E = xp.asarray(emissions, dtype="float64")
-    m = E.max(axis=2, keepdims=True)
+    B, T, L = E.shape
+    m = label_reduce(xp, "maximum", E)
+    m = xp.where(m > float("-inf"), m, 0.0)  # every label excluded: log Z = -inf
     a = A.max(axis=1)
-    return xp.log(xp.exp(E - m) @ xp.exp(A - a[:, None]).T) + m + a
+    with numpy.errstate(divide="ignore", invalid="ignore", under="ignore"):
+        out = xp.log(xp.exp(E - m[..., None]) @ xp.exp(A - a[:, None]).T) + m[..., None] + a
+    G = gaps(xp, E, m, xp.full((B,), T))
+    far = xp.nonzero(G + spread(xp, A) > exp_range("float64") / 2)
+    if far[0].shape[0]:
+        out[far] = _logsumexp(xp, E[far][:, None, :] + A[None], axis=2)
+    return out
 
 
 def local_log_probs(xp, emissions, potentials: ChainPotentials):
@@ -164,8 +177,8 @@ def memm_decode(
     ops: Ops, scores: CRFScores, decoding: str = "viterbi"
 ) -> Tuple[List[Ints1d], List[Floats1d]]:
     """Label ids per doc (``decoding``: "viterbi" or "greedy") and the local
-    probability ``P(y_t | y_{t-1}, x)`` of each chosen label (empty arrays for empty
-    docs)."""
+    probability ``P(y_t | y_{t-1}, x)`` of each chosen label, in [0, 1] (empty arrays
+    for empty docs)."""
     if decoding not in DECODERS:
         raise ValueError(f"decoding must be one of {sorted(DECODERS)}, got {decoding!r}")
 
@@ -173,7 +186,7 @@ def memm_decode(
         paths = DECODERS[decoding](xp, emissions, lengths, potentials)
         z = local_logits(xp, emissions, _shift_right(xp, paths), potentials)
         chosen = xp.take_along_axis(z, xp.maximum(paths, 0)[..., None], axis=2)[..., 0]
-        return paths, xp.exp(chosen - _logsumexp(xp, z, axis=2))
+        return paths, xp.clip(xp.exp(chosen - _logsumexp(xp, z, axis=2)), 0.0, 1.0)
 
     return decode_per_doc(ops, scores, paths_and_probs)
 

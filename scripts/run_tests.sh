@@ -13,4 +13,5 @@ fi
 # pip may pick a multi-GB CUDA build.
 .venv/bin/python -m pip install -q torch==2.13.0
 .venv/bin/python -m pip install -q -c constraints.txt -e ".[test]"
-.venv/bin/python -m pytest tests -q "$@"
+# -rs: say why a test was skipped (e.g. tests/test_gpu.py without cupy and a GPU)
+.venv/bin/python -m pytest tests -q -rs "$@"

@@ -27,8 +27,40 @@ def build_char_word_embed(
     words = MultiHashEmbed(
         width=width, attrs=attrs, rows=rows, include_static_vectors=include_static_vectors
     )
+    return _project(concatenate(words, char_embed), width, maxout_pieces)
+
+
+@registry.architectures("spacy_seqlab.TransformerCharWordEmbed.v1")
+def build_transformer_char_word_embed(
+    transformer: Model[List[Doc], List[Floats2d]],
+    width: int,
+    attrs: List[str],
+    rows: List[int],
+    char_embed: Model[List[Doc], List[Floats2d]],
+    include_static_vectors: bool = True,
+    maxout_pieces: int = 3,
+) -> Model[List[Doc], List[Floats2d]]:
+    """A transformer's token vectors (e.g. ``spacy-transformers.TransformerListener.v1``
+    with ``spacy_seqlab.PiecePooling.v1``) beside ``MultiHashEmbed`` word features (with
+    the static vectors of ``[initialize] vectors``) and a character layer, concatenated
+    and projected to ``width`` by a layer-normalized Maxout. Output: ``(n_tokens, width)``
+    per doc.
+
+    An uncased transformer (MiniLM) sees no case: the characters and SHAPE bring it back;
+    the static vectors add word knowledge from a larger corpus.
+    """
+    words = MultiHashEmbed(
+        width=width, attrs=attrs, rows=rows, include_static_vectors=include_static_vectors
+    )
+    return _project(concatenate(transformer, words, char_embed), width, maxout_pieces)
+
+
+def _project(
+    features: Model[List[Doc], List[Floats2d]], width: int, maxout_pieces: int
+) -> Model[List[Doc], List[Floats2d]]:
+    """``features`` -> layer-normalized Maxout to ``width`` per token."""
     model = chain(
-        concatenate(words, char_embed),
+        features,
         with_array(Maxout(nO=width, nP=maxout_pieces, normalize=True, dropout=0.0)),
     )
     model.set_dim("nO", width)

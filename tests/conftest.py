@@ -15,3 +15,24 @@ def tiny_transformer(tmp_path_factory) -> Path:
     from .tiny_transformer import build_tiny_bert
 
     return build_tiny_bert(tmp_path_factory.mktemp("tiny_bert"))
+
+
+# words of the tiny test corpora (tests/test_configs.py) that get a vector; others are OOV
+VECTOR_WORDS = ["I", "like", "green", "eggs", ".", "She", "ate", "the", "cake", "!", "Dogs",
+                "bark", "loudly", "at", "night", "Paris", "is", "very", "big", "in"]
+
+
+@pytest.fixture(scope="session")
+def tiny_vectors(tmp_path_factory) -> Path:
+    """A blank English pipeline with a 20 x 8 random vectors table, saved to disk: usable
+    as ``[initialize] vectors`` (``paths.vectors``) of the ``*_vectors_*`` configs."""
+    import numpy
+    import spacy
+
+    nlp = spacy.blank("en")
+    rng = numpy.random.default_rng(0)
+    for word in VECTOR_WORDS:
+        nlp.vocab.set_vector(word, rng.normal(size=(8,)).astype("float32"))
+    path = tmp_path_factory.mktemp("tiny_vectors") / "vectors"
+    nlp.to_disk(path)
+    return path

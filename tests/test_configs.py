@@ -1,14 +1,22 @@
-"""Every config in configs/ validates (as `spacy debug config` does) and trains a few
-steps on a tiny in-memory corpus with `spacy train`."""
+"""Every config in configs/ passes `spacy debug config` (its own function: no
+auto-fill, so a missing block fails) and trains a few steps on a tiny in-memory corpus
+with `spacy train`; its score weights are the scores its components report."""
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import spacy
+from spacy.cli.debug_config import debug_config
 from spacy.cli.train import train
-from spacy.schemas import ConfigSchemaTraining
+from spacy.language import Language
 from spacy.tokens import Doc, DocBin, Span
-from spacy.util import load_config, load_model_from_config, registry, resolve_dot_names
+from spacy.util import load_config, load_model_from_config
+
+from spacy_seqlab.extras import install_hint
+
+from .missing_packages import without_packages
 
 CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.cfg"))
 
@@ -41,10 +49,14 @@ def corpus(tmp_path_factory) -> Path:
 
 
 def paths(corpus: Path, config_path: Path, request) -> dict:
-    """Train and dev on the tiny corpus; transformer configs get the tiny local BERT."""
+    """Train and dev on the tiny corpus; transformer configs get the tiny local BERT,
+    vectors configs the tiny local vectors table."""
     out = {"paths.train": str(corpus), "paths.dev": str(corpus)}
-    if "transformer" in load_config(config_path, interpolate=False)["paths"]:
+    config_paths = load_config(config_path, interpolate=False)["paths"]
+    if "transformer" in config_paths:
         out["paths.transformer"] = str(request.getfixturevalue("tiny_transformer"))
+    if config_paths.get("vectors") is not None:  # the *_vectors_* configs: a tiny table
+        out["paths.vectors"] = str(request.getfixturevalue("tiny_vectors"))
     return out
 
 
@@ -59,6 +71,25 @@ def main_scores(components: dict) -> dict:
             keys[name] = "tag_acc"
         elif factory == "crf_ner":
             keys[name] = "ents_f" if cfg["spans_key"] is None else f"spans_{cfg['spans_key']}_f"
+        elif factory == "ner":
+            keys[name] = "ents_f"
+    return keys
+
+
+def reported_scores(components: dict) -> set:
+    """Every score the components report: a seqlab tagger its attribute's accuracy,
+    crf_ner the P/R/F of doc.ents or of its span group; spaCy's components the scores
+    of their (static) factory meta."""
+    keys = set()
+    for cfg in components.values():
+        factory = cfg.get("factory")
+        if factory in ("crf_tagger", "memm_tagger", "hmm_tagger"):
+            keys.add(f"{cfg['attr']}_acc")
+        elif factory == "crf_ner":
+            prefix = "ents" if cfg["spans_key"] is None else f"spans_{cfg['spans_key']}"
+            keys |= {f"{prefix}_{x}" for x in ("f", "p", "r", "per_type")}
+        elif factory is not None:
+            keys |= set(Language.get_factory_meta(factory).default_score_weights or {})
     return keys
 
 
@@ -80,16 +111,54 @@ def test_config_header(config_path):
 
 @pytest.mark.parametrize("config_path", CONFIGS, ids=lambda p: p.stem)
 def test_config_validates(config_path, corpus, request):
-    """The checks of `spacy debug config`: the pipeline, [training] and the corpora resolve."""
-    config = load_config(config_path, overrides=paths(corpus, config_path, request))
-    nlp = load_model_from_config(config, auto_fill=True, validate=True)
-    filled = nlp.config.interpolate()
-    T = registry.resolve(filled["training"], schema=ConfigSchemaTraining)
-    resolve_dot_names(filled, [T["train_corpus"], T["dev_corpus"]])
-    # Selected on the main score of each head (accuracy of the attribute, span F).
-    expected = main_scores(filled["components"])
-    weights = {k: v for k, v in filled["training"]["score_weights"].items() if v}
-    assert expected and set(weights) == set(expected.values())
+    """`spacy debug config` passes: the pipeline, [initialize], [training] and the
+    corpora resolve from the file as written. Selected on the main score of each head
+    (accuracy of the attribute, span F), with no column that no component reports."""
+    overrides = paths(corpus, config_path, request)
+    debug_config(config_path, overrides=overrides)
+    nlp = load_model_from_config(load_config(config_path, overrides=overrides))
+    components = nlp.config.interpolate()["components"]
+    weights = nlp.config["training"]["score_weights"]
+    expected = main_scores(components)
+    assert expected and {k for k, v in weights.items() if v} == set(expected.values())
+    assert set(weights) <= reported_scores(components)
+
+
+def test_debug_config_does_not_fill_a_missing_block(corpus, tmp_path):
+    """The config test checks the file as written: a config without its
+    [nlp.tokenizer] block fails (spacy train would have filled it in)."""
+    text = (CONFIGS[0].parent / "ewt_xpos_crf.cfg").read_text(encoding="utf8")
+    block = '[nlp.tokenizer]\n@tokenizers = "spacy.Tokenizer.v1"\n'
+    assert block in text
+    broken = tmp_path / "no_tokenizer.cfg"
+    broken.write_text(text.replace(block, ""), encoding="utf8")
+    with pytest.raises(SystemExit):
+        debug_config(broken, overrides={"paths.train": str(corpus), "paths.dev": str(corpus)})
+
+
+@pytest.mark.parametrize("config_path", CONFIGS, ids=lambda p: p.stem)
+def test_transformer_configs_declare_their_extra(config_path):
+    config = load_config(config_path, interpolate=False)
+    before_creation = config["nlp"]["before_creation"]
+    if "transformer" in config["components"]:
+        assert before_creation == {"@callbacks": "spacy_seqlab.require_extra.v1", "extra": "transformers"}
+    else:
+        assert before_creation is None
+
+
+def test_transformer_config_without_the_extra_names_it(corpus):
+    """`python -m spacy debug config` on a transformer config, where spacy-transformers
+    is not installed, stops with the pip line of the extra (not "[E002] Can't find
+    factory for 'transformer'")."""
+    config = CONFIGS[0].parent / "ewt_upos_trf_crf.cfg"
+    argv = ["spacy", "debug", "config", str(config), "--paths.train", str(corpus), "--paths.dev", str(corpus)]
+    code = without_packages(("spacy_transformers", "transformers")) + (
+        f"sys.argv = {argv!r}\nfrom spacy.cli import setup_cli\nsetup_cli()\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode != 0
+    assert install_hint("transformers") in result.stderr
+    assert "E002" not in result.stderr + result.stdout
 
 
 @pytest.mark.parametrize("config_path", CONFIGS, ids=lambda p: p.stem)
@@ -109,3 +178,6 @@ def test_config_trains(config_path, corpus, tmp_path, request):
     meta = json.loads((tmp_path / "model-best" / "meta.json").read_text(encoding="utf8"))
     for key in main_scores(components).values():
         assert 0.0 <= meta["performance"][key] <= 1.0
+    # the model card (spacy package) lists only scores that the components report
+    scores = {key for key in meta["performance"] if not key.endswith("_loss")}
+    assert scores <= reported_scores(components)

@@ -9,6 +9,7 @@ GROUPS = {
     "spacy_factories": registry.factories,
     "spacy_architectures": registry.architectures,
     "spacy_scorers": registry.scorers,
+    "spacy_callbacks": registry.callbacks,
     "thinc_layers": registry.layers,
 }
 ENTRY_POINTS = [

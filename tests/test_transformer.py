@@ -13,6 +13,8 @@ from thinc.api import NumpyOps, Ragged, fix_random_seed
 
 from spacy_seqlab.layers.pooling import PiecePooling
 
+from .missing_packages import without_packages
+
 pytest.importorskip("spacy_transformers")
 
 TAGGED = [
@@ -167,18 +169,7 @@ def test_transformer_pipeline_edge_docs(tiny_transformer):
     assert all(t.tag_ for t in docs[1]) and all(t.tag_ for t in docs[2])
 
 
-BLOCKED_IMPORT = """
-import sys
-class Block:
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("spacy_transformers", "transformers"):
-            raise ImportError("blocked " + name)
-sys.meta_path.insert(0, Block())
-import catalogue, importlib.metadata  # and hide the extra's entry points, as if not installed
-catalogue.AVAILABLE_ENTRY_POINTS = importlib.metadata.EntryPoints(
-    ep for dist in importlib.metadata.distributions() for ep in dist.entry_points
-    if not ep.value.startswith("spacy_transformers"))
-"""
+BLOCKED_IMPORT = without_packages(("spacy_transformers", "transformers"))
 
 
 def test_core_package_works_without_spacy_transformers():

@@ -5,13 +5,13 @@ of character ids (all characters concatenated, one length per token). A characte
 id is its Unicode codepoint modulo ``nV``, so case is preserved and ASCII/Latin-1 get
 rows of their own when ``nV >= 256``. Words longer than ``max_chars`` keep their first
 ``ceil(max_chars / 2)`` and last ``floor(max_chars / 2)`` characters (prefixes and
-suffixes carry the morphology).
+suffixes carry the morphology). ``CharBiLSTM`` runs on PyTorch (the ``recurrent`` extra),
+imported when it is built.
 """
 from functools import partial
 from typing import Callable, List, Optional, Tuple, cast
 
 import numpy
-import torch
 from spacy.attrs import IDX, LENGTH
 from spacy.tokens import Doc
 from spacy.util import registry
@@ -20,7 +20,6 @@ from thinc.api import (
     Embed,
     Linear,
     Model,
-    PyTorchWrapper_v2,
     Ragged,
     chain,
     expand_window,
@@ -31,6 +30,8 @@ from thinc.api import (
     xp2torch,
 )
 from thinc.types import Floats2d, Ints1d
+
+from .torch_wrapper import PyTorchArrays, require_torch
 
 InT = List[Doc]
 OutT = List[Floats2d]
@@ -70,8 +71,11 @@ def CharBiLSTM(
     _check_sizes("CharBiLSTM", width=width, char_width=char_width, max_chars=max_chars, nV=nV)
     if width % 2:
         raise ValueError(f"CharBiLSTM width must be even (width // 2 per direction), got {width}")
-    lstm = PyTorchWrapper_v2(
-        _CharLSTM(nV, char_width, width // 2),
+    require_torch("spacy_seqlab.CharBiLSTM.v1")
+    from .torch_nets import CharLSTM
+
+    lstm = PyTorchArrays(
+        CharLSTM(nV, char_width, width // 2),
         convert_inputs=_ragged_ids_to_torch,
         convert_outputs=_torch_to_floats,
     )
@@ -142,22 +146,6 @@ def _char_ids(model: Model[InT, OutT], docs: InT) -> Ragged:
     return Ragged(model.ops.asarray1i(ids), model.ops.asarray1i(kept))
 
 
-class _CharLSTM(torch.nn.Module):
-    """Char embeddings -> BiLSTM; returns the final forward and backward states."""
-
-    def __init__(self, nV: int, char_width: int, hidden: int) -> None:
-        super().__init__()
-        self.embed = torch.nn.Embedding(nV, char_width)
-        self.lstm = torch.nn.LSTM(char_width, hidden, batch_first=True, bidirectional=True)
-
-    def forward(self, ids: "torch.Tensor", lengths: "torch.Tensor") -> "torch.Tensor":
-        packed = torch.nn.utils.rnn.pack_padded_sequence(
-            self.embed(ids), lengths, batch_first=True, enforce_sorted=False
-        )
-        _, (final, _) = self.lstm(packed)
-        return torch.cat([final[0], final[1]], dim=1)
-
-
 def _ragged_ids_to_torch(model: Model, Xr: Ragged, is_train: bool) -> Tuple[ArgsKwargs, Callable]:
     """Pad the ragged ids to ``(n_tokens, longest)`` for the LSTM; ids get no gradient."""
     xp = model.ops.xp
@@ -166,7 +154,7 @@ def _ragged_ids_to_torch(model: Model, Xr: Ragged, is_train: bool) -> Tuple[Args
     padded = xp.zeros(mask.shape, dtype="int64")
     padded[mask] = Xr.dataXd
     ids = xp2torch(padded, device=model.shims[0].device)
-    cpu_lengths = torch.as_tensor(model.ops.to_numpy(lengths), dtype=torch.int64)
+    cpu_lengths = model.ops.to_numpy(lengths)  # packing reads the lengths on the CPU
 
     def backprop(d_args: ArgsKwargs) -> Ragged:
         return Ragged(model.ops.alloc1i(len(Xr.dataXd)), lengths)

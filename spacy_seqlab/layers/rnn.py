@@ -1,25 +1,23 @@
-"""A recurrent context encoder (LSTM, GRU or Elman RNN) for ``spacy.Tok2Vec.v2``."""
+"""A recurrent context encoder (LSTM, GRU or Elman RNN) for ``spacy.Tok2Vec.v2``.
+It runs on PyTorch (the ``recurrent`` extra), imported when an encoder is built."""
 from functools import partial
-from typing import Callable, Dict, List, Optional, Tuple, cast
+from typing import TYPE_CHECKING, Callable, List, Optional, Tuple, cast
 
-import torch
 from spacy.util import registry
-from thinc.api import (
-    ArgsKwargs,
-    Model,
-    Padded,
-    PyTorchWrapper_v2,
-    get_torch_default_device,
-    torch2xp,
-    with_padded,
-    xp2torch,
-)
+from thinc.api import ArgsKwargs, Model, Padded, torch2xp, with_padded, xp2torch
 from thinc.types import Floats2d, Floats3d
+
+from .torch_wrapper import PyTorchArrays, require_torch
+
+if TYPE_CHECKING:
+    import torch
+
+    from .torch_nets import PackedRNN
 
 InT = List[Floats2d]
 OutT = List[Floats2d]
 
-CELLS = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}
+CELLS = ("gru", "lstm", "rnn")
 
 
 @registry.architectures("spacy_seqlab.RNNEncoder.v1")
@@ -37,7 +35,7 @@ def RNNEncoder(
     ``dropout`` applies to the encoder's input, between layers and to its output.
     """
     if cell not in CELLS:
-        raise ValueError(f"RNNEncoder cell must be one of {sorted(CELLS)}, got {cell!r}")
+        raise ValueError(f"RNNEncoder cell must be one of {list(CELLS)}, got {cell!r}")
     if depth < 1:
         raise ValueError(f"RNNEncoder depth must be >= 1, got {depth}")
     if width < 1 or (bidirectional and width % 2):
@@ -47,8 +45,11 @@ def RNNEncoder(
         )
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"RNNEncoder dropout must be in [0, 1), got {dropout}")
-    rnn = _PackedRNN(cell, width // 2 if bidirectional else width, depth, bidirectional, dropout)
-    wrapper = PyTorchWrapper_v2(rnn, convert_inputs=_padded_to_torch, convert_outputs=_torch_to_padded)
+    require_torch("spacy_seqlab.RNNEncoder.v1")
+    from .torch_nets import PackedRNN
+
+    rnn = PackedRNN(cell, width // 2 if bidirectional else width, depth, bidirectional, dropout)
+    wrapper = PyTorchArrays(rnn, convert_inputs=_padded_to_torch, convert_outputs=_torch_to_padded)
     return Model(
         "rnn_encoder",
         forward,
@@ -71,47 +72,16 @@ def forward(model: Model[InT, OutT], Xs: InT, is_train: bool) -> Tuple[OutT, Cal
 
 
 def init(
-    rnn: "_PackedRNN", model: Model[InT, OutT], X: Optional[InT] = None, Y: Optional[OutT] = None
+    rnn: "PackedRNN", model: Model[InT, OutT], X: Optional[InT] = None, Y: Optional[OutT] = None
 ) -> None:
     if X:
         model.set_dim("nI", X[0].shape[1])
     rnn.build(model.get_dim("nI"))
 
 
-class _PackedRNN(torch.nn.Module):
-    """A torch RNN built once its input width is known: at ``initialize``, or from the
-    weights when a model is deserialized."""
-
-    def __init__(self, cell: str, hidden: int, depth: int, bidirectional: bool, dropout: float) -> None:
-        super().__init__()
-        self.config = {
-            "hidden_size": hidden,
-            "num_layers": depth,
-            "bidirectional": bidirectional,
-            "dropout": dropout if depth > 1 else 0.0,
-        }
-        self.cell = cell
-        self.dropout = torch.nn.Dropout(dropout)
-        self.rnn: Optional[torch.nn.RNNBase] = None
-
-    def build(self, nI: int) -> None:
-        self.rnn = CELLS[self.cell](nI, **self.config).to(get_torch_default_device())
-
-    def load_state_dict(self, state_dict: Dict[str, "torch.Tensor"], *args, **kwargs):
-        self.build(state_dict["rnn.weight_ih_l0"].shape[1])
-        return super().load_state_dict(state_dict, *args, **kwargs)
-
-    def forward(self, X: "torch.Tensor", lengths: "torch.Tensor") -> "torch.Tensor":
-        """X: (T, B, nI) sorted longest first; lengths: (B,) on the CPU. Empty rows
-        (length 0) read one padding step whose output the caller drops."""
-        packed = torch.nn.utils.rnn.pack_padded_sequence(self.dropout(X), lengths.clamp(min=1))
-        Y, _ = torch.nn.utils.rnn.pad_packed_sequence(self.rnn(packed)[0], total_length=X.shape[0])
-        return self.dropout(Y)
-
-
 def _padded_to_torch(model: Model, Xp: Padded, is_train: bool) -> Tuple[ArgsKwargs, Callable]:
     Xtorch = xp2torch(Xp.data, requires_grad=is_train, device=model.shims[0].device)
-    lengths = torch.as_tensor(model.ops.to_numpy(Xp.lengths), dtype=torch.int64)
+    lengths = model.ops.to_numpy(Xp.lengths)  # packing reads the lengths on the CPU
 
     def backprop(d_args: ArgsKwargs) -> Padded:
         dX = cast(Floats3d, torch2xp(d_args.args[0]))

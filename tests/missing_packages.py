@@ -1,0 +1,22 @@
+"""Run Python in a fresh interpreter as if some packages were not installed: importing
+them fails and their entry points are hidden from spaCy's registries."""
+from typing import Sequence
+
+
+def without_packages(packages: Sequence[str]) -> str:
+    """Source to run first in a ``python -c`` subprocess: every import of a package in
+    ``packages`` (or of its submodules) raises ImportError, and the entry points that
+    those packages provide are gone."""
+    return f"""
+import sys
+BLOCKED = {tuple(packages)!r}
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in BLOCKED:
+            raise ImportError("blocked " + name)
+sys.meta_path.insert(0, Block())
+import catalogue, importlib.metadata
+catalogue.AVAILABLE_ENTRY_POINTS = importlib.metadata.EntryPoints(
+    ep for dist in importlib.metadata.distributions() for ep in dist.entry_points
+    if ep.value.split(":")[0].split(".")[0] not in BLOCKED)
+"""

@@ -8,12 +8,12 @@ from typing import Callable, Dict, Iterable, List, NamedTuple, Optional, Sequenc
 
 import numpy
 from spacy.language import Language
-from spacy.tokens import Doc, Span
+from spacy.tokens import Doc, Span, SpanGroup
 from spacy.training import Example
 from spacy.vocab import Vocab
 from thinc.api import Model
 
-from ..crf import TransitionMask, forward_backward, log_messages, nbest, segment_log_probs
+from ..crf import TransitionMask, long_rows, nbest, segment_log_probs
 from ..layers.crf import CRFScores, crf_viterbi
 from ..schemes import (
     OUT,
@@ -25,12 +25,15 @@ from ..schemes import (
     spans_to_tags,
     split_tag,
     tag_names,
+    tags_to_spans,
 )
 from ..scorers import span_score
 from .crf_pipe import DEFAULT_CRF_MODEL, CRFPipe
+from .pipe_meta import announce_meta, spans_meta
 
 CONFIDENCE_KEY = "spacy_seqlab.span_confidence"
 CONFIDENCE_EXTENSION = "crf_confidence"
+ENTS_CONFIDENCE_EXTENSION = "ents_crf_confidence"
 # per doc: (start, end, label id, probability) of each predicted span
 SpanPredictions = List[List[Tuple[int, int, int, float]]]
 
@@ -43,24 +46,33 @@ class Analysis(NamedTuple):
     score: float
 
 
-def _span_key(start: int, end: int, label: str) -> str:
-    return f"{start}:{end}:{label}"
+def _span_key(start_char: int, end_char: int, label: str) -> str:
+    # character offsets, which retokenization (merge_entities, splits) leaves alone
+    return f"{start_char}:{end_char}:{label}"
 
 
 def _confidence_getter(span: Span) -> Optional[float]:
     values = span.doc.user_data.get(CONFIDENCE_KEY)
     if not values:
         return None
-    return values.get(_span_key(span.start, span.end, span.label_))
+    return values.get(_span_key(span.start_char, span.end_char, span.label_))
+
+
+def _ents_confidence_getter(doc: Doc) -> List[Optional[float]]:
+    return [_confidence_getter(ent) for ent in doc.ents]
 
 
 if not Span.has_extension(CONFIDENCE_EXTENSION):
     Span.set_extension(CONFIDENCE_EXTENSION, getter=_confidence_getter)
+# aligned with doc.ents, so that ``doc.to_json(underscore=[ENTS_CONFIDENCE_EXTENSION])``
+# carries the confidences next to its "ents"
+if not Doc.has_extension(ENTS_CONFIDENCE_EXTENSION):
+    Doc.set_extension(ENTS_CONFIDENCE_EXTENSION, getter=_ents_confidence_getter)
 
 
 @Language.factory(
     "crf_ner",
-    assigns=["doc.ents", "token.ent_iob", "token.ent_type", "doc.spans"],
+    assigns=spans_meta(None)["assigns"],
     default_config={
         "model": DEFAULT_CRF_MODEL,
         "scheme": "BILUO",
@@ -68,7 +80,7 @@ if not Span.has_extension(CONFIDENCE_EXTENSION):
         "neg_prefix": "!",
         "scorer": {"@scorers": "spacy_seqlab.span_scorer.v1"},
     },
-    default_score_weights={"ents_f": 1.0, "ents_p": 0.0, "ents_r": 0.0, "ents_per_type": None},
+    default_score_weights=spans_meta(None)["score_weights"],
 )
 def make_crf_ner(
     nlp: Language,
@@ -80,12 +92,14 @@ def make_crf_ner(
     scorer: Optional[Callable],
 ) -> "CRFEntityRecognizer":
     """A CRF span recognizer writing ``doc.ents`` (or ``doc.spans[spans_key]``), with
-    the probability of each span in ``span._.crf_confidence``. With ``spans_key`` set,
-    score it as ``spans_{spans_key}_f`` in ``[training.score_weights]``."""
-    return CRFEntityRecognizer(
+    the probability of each span in ``span._.crf_confidence``. Its default score weights
+    follow ``spans_key``: ``ents_f``, or ``spans_{spans_key}_f`` with a key."""
+    recognizer = CRFEntityRecognizer(
         nlp.vocab, model, name, scheme=scheme, spans_key=spans_key, neg_prefix=neg_prefix,
         scorer=scorer,
     )
+    announce_meta(nlp, name, "crf_ner", **spans_meta(spans_key))
+    return recognizer
 
 
 class CRFEntityRecognizer(CRFPipe):
@@ -93,9 +107,12 @@ class CRFEntityRecognizer(CRFPipe):
 
     ``labels`` are the span labels (PER, LOC, ...); the CRF scores their tags
     (``output_labels``) under a transition mask that allows only valid sequences.
-    Entities already in ``doc.ents`` (say, from an entity ruler) are kept; predicted
-    entities that overlap them are dropped.
+    Entities already in ``doc.ents`` (say, from an entity ruler) and tokens blocked
+    from entities are kept, and the rest of each doc is decoded given them
+    (``fixed_labels``).
     """
+
+    component_type = "crf_ner"
 
     def __init__(
         self,
@@ -130,6 +147,10 @@ class CRFEntityRecognizer(CRFPipe):
     @property
     def output_labels(self) -> List[str]:
         return tag_names(self.scheme, self.labels)
+
+    def output_ids_of(self, label: str) -> List[int]:
+        index = self._label_index()
+        return [index[tag] for tag in tag_names(self.scheme, [label])[1:]]
 
     def transition_mask(self) -> TransitionMask:
         return allowed_transitions(self.scheme, self.output_labels)
@@ -166,18 +187,80 @@ class CRFEntityRecognizer(CRFPipe):
     # --- prediction -----------------------------------------------------------------
     def predict(self, docs: Iterable[Doc]) -> SpanPredictions:
         """Per doc, the spans of the Viterbi tags with their probabilities."""
+        docs = list(docs)
         scores = self.scores(docs)
         if scores is None:
             return []
-        tag_set = TagSet(self.output_labels)
-        ops = self.model.ops
-        spans = [tag_set.spans(ops.to_numpy(path)) for path in crf_viterbi(ops, scores)]
-        probs = self._span_probabilities(scores, spans)
+        spans, probs = self._decode_spans(self.clamped(scores, docs))
         label_ids = {label: i for i, label in enumerate(self.labels)}
         return [
             [(start, end, label_ids[label], p) for (start, end, label), p in zip(doc_spans, doc_probs)]
             for doc_spans, doc_probs in zip(spans, probs)
         ]
+
+    def fixed_labels(self, doc: Doc) -> Optional[numpy.ndarray]:
+        """In entity mode, ``doc.ents`` given before this component (an entity ruler,
+        or set by hand) and tokens blocked from entities (``doc.set_ents(...,
+        blocked=[...])``) are fixed: an entity of a known label is clamped to its tags,
+        one of another label and a blocked token to O (no predicted span may overlap
+        them), and under BIO the token after a fixed entity may not continue it.
+
+        As in spaCy's ``ner``, "O" tokens stay free: ``doc.ents = [...]`` (what the
+        entity ruler does) marks every other token "O", so "O" cannot mean "fixed".
+        In both modes, whitespace tokens are O (``_whitespace_out``)."""
+        if self.spans_key is not None or not len(doc):
+            return self._whitespace_out(doc, None)
+        iob_type = doc.to_array(["ENT_IOB", "ENT_TYPE"])
+        if not (iob_type[:, 0] % 2).any():  # no B (3) or I (1) token
+            return self._whitespace_out(doc, None)
+        index = self._label_index()
+        one_hot = numpy.eye(len(index), dtype=bool)
+        allowed = numpy.ones((len(doc), len(index)), dtype=bool)
+        allowed[(iob_type[:, 0] == 3) & (iob_type[:, 1] == 0)] = one_hot[index[OUT]]
+        for ent in doc.ents:
+            if ent.label_ not in self.labels:
+                allowed[ent.start : ent.end] = one_hot[index[OUT]]
+                continue
+            tags = spans_to_tags(self.scheme, len(ent), [(0, len(ent), ent.label_)])
+            allowed[ent.start : ent.end] = one_hot[[index[tag] for tag in tags]]
+            extra = continuation_tag(self.scheme, ent.label_)
+            if extra is not None and ent.end < len(doc):
+                allowed[ent.end, index[extra]] = False
+        return self._whitespace_out(doc, allowed)
+
+    def _whitespace_out(
+        self, doc: Doc, allowed: Optional[numpy.ndarray]
+    ) -> Optional[numpy.ndarray]:
+        """``allowed`` with whitespace-only tokens fixed to O wherever O is allowed: as
+        with spaCy's ``ner``, no predicted entity or chunk contains one."""
+        space = doc.to_array("IS_SPACE").astype(bool) if len(doc) else None
+        if space is None or not space.any():
+            return allowed
+        out = self._label_index()[OUT]
+        if allowed is None:
+            allowed = numpy.ones((len(doc), len(self.output_labels)), dtype=bool)
+        space &= allowed[:, out]
+        allowed[space] = False
+        allowed[space, out] = True
+        return allowed
+
+    def confidence_pairs(self, examples: Sequence[Example], scores: CRFScores) -> Tuple[numpy.ndarray, numpy.ndarray]:
+        """The probability of each Viterbi span of the predicted docs of ``examples``
+        under ``scores``, and whether the span (start, end, label) is gold."""
+        spans, probs = self._decode_spans(self.clamped(scores, [eg.predicted for eg in examples]))
+        hits = []
+        for eg, doc_spans in zip(examples, spans):
+            gold = set(tags_to_spans([tag or OUT for tag in self.gold_labels(eg)]))
+            hits.extend(span in gold for span in doc_spans)
+        return numpy.asarray([p for doc_probs in probs for p in doc_probs]), numpy.asarray(hits, dtype=bool)
+
+    def _decode_spans(self, scores: CRFScores) -> Tuple[List[List[Tuple[int, int, str]]], List[List[float]]]:
+        """The spans (start, end, label) of the Viterbi tags of each doc, and their
+        probabilities."""
+        tag_set = TagSet(self.output_labels)
+        ops = self.model.ops
+        spans = [tag_set.spans(ops.to_numpy(path)) for path in crf_viterbi(ops, scores)]
+        return spans, self._span_probabilities(scores, spans)
 
     def _span_probabilities(
         self, scores: CRFScores, spans: List[List[Tuple[int, int, str]]]
@@ -192,7 +275,7 @@ class CRFEntityRecognizer(CRFPipe):
             return [[] for _ in spans]
         rows = xp.asarray(nonempty)
         emissions, lengths = scores.emissions[rows], scores.lengths[rows]
-        messages = log_messages(xp, emissions, lengths, scores.potentials)
+        messages = long_rows.log_messages(xp, emissions, lengths, scores.potentials)
         segments: List[Tuple[int, int, List[int]]] = []
         longer: List[Tuple[int, int, int, List[int]]] = []  # (span index, row, start, tags)
         for row, b in enumerate(nonempty):
@@ -224,37 +307,48 @@ class CRFEntityRecognizer(CRFPipe):
         return out
 
     def set_annotations(self, docs: Iterable[Doc], preds: SpanPredictions) -> None:
-        """Write the spans to ``doc.ents`` (keeping existing entities) or to
-        ``doc.spans[spans_key]``, and their probabilities to the docs."""
+        """Write the spans to ``doc.ents`` (keeping the entities given before, which
+        decoding was conditioned on) or to ``doc.spans[spans_key]`` (with their
+        probabilities in the group's ``attrs["scores"]``, as spancat does), and the
+        probabilities to the docs (``span._.crf_confidence``)."""
         for doc, doc_preds in zip(docs, preds):
             spans = [Span(doc, start, end, label=self.labels[i]) for start, end, i, _ in doc_preds]
+            probs = [p for *_, p in doc_preds]
             confidences: Dict[str, float] = doc.user_data.setdefault(CONFIDENCE_KEY, {})
-            for span, (_, _, _, p) in zip(spans, doc_preds):
-                confidences[_span_key(span.start, span.end, span.label_)] = p
+            for span, p in zip(spans, probs):
+                confidences[_span_key(span.start_char, span.end_char, span.label_)] = p
             if self.spans_key is not None:
-                doc.spans[self.spans_key] = spans
+                doc.spans[self.spans_key] = SpanGroup(
+                    doc, name=self.spans_key, spans=spans,
+                    attrs={"scores": numpy.asarray(probs, dtype="float32")},
+                )
                 continue
             existing = list(doc.ents)
             taken = numpy.zeros(len(doc) + 1, dtype=bool)
             for ent in existing:
                 taken[ent.start : ent.end] = True
+            # the fixed entities come back decoded as they were: keep the originals
             kept = [span for span in spans if not taken[span.start : span.end].any()]
             doc.set_ents(existing + kept, default="outside")
 
     # --- n-best -----------------------------------------------------------------------
     def nbest(self, docs: Iterable[Doc], n: int = 5) -> List[List[Analysis]]:
         """The ``n`` most probable analyses of each doc, best first, each a list of
-        spans with its probability under the CRF. The docs must have been processed by
-        the components before this one (``nlp.pipe`` output), like ``predict``'s."""
-        if not isinstance(n, int) or n < 1:
+        spans with its probability under the CRF given the labels fixed on the docs
+        (``fixed_labels``). The docs must have been processed by the components before
+        this one and not by this one (its entities would be fixed), like ``predict``'s."""
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ValueError(f"[{self.name}] n must be a positive integer, got {n!r}")
         docs = list(docs)
         scores = self.scores(docs)
         if scores is None:
             return []
+        scores = self.clamped(scores, docs)
         xp = self.model.ops.xp
         lengths = xp.maximum(scores.lengths, 1)  # an empty doc has one analysis: no spans
-        log_z = forward_backward(xp, scores.emissions, lengths, scores.potentials, counts=None).log_z
+        log_z = long_rows.forward_backward(
+            xp, scores.emissions, lengths, scores.potentials, counts=None
+        ).log_z
         tag_set = TagSet(self.output_labels)
         out: List[List[Analysis]] = []
         for b, doc in enumerate(docs):

@@ -11,6 +11,8 @@ from itertools import islice
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy
+import srsly
+from spacy import util
 from spacy.language import Language
 from spacy.pipeline import TrainablePipe
 from spacy.tokens import Doc
@@ -19,8 +21,10 @@ from spacy.vocab import Vocab
 from thinc.api import Config, Model
 from thinc.types import Floats1d, Ints1d
 
-from ..crf import TransitionMask, allowed_from_gold
+from ..calibration import check_temperature, tempered
+from ..crf import TransitionMask, allowed_from_gold, clamp_emissions, long_rows
 from ..layers.crf import CRFGradient, CRFScores, crf_decode, crf_loss
+from .saved import HEADER, LoadError, check_header, check_weights, make_header, parse_header
 
 Predictions = Tuple[List[Ints1d], List[Floats1d]]
 
@@ -55,6 +59,8 @@ class CRFPipe(TrainablePipe):
 
     chain_ref = "crf"
     chain_loss = staticmethod(crf_loss)
+    # the factory name, saved with the weights: loading refuses another type's
+    component_type = "crf_pipe"
 
     def __init__(
         self,
@@ -97,32 +103,113 @@ class CRFPipe(TrainablePipe):
         )
 
     def add_label(self, label: str) -> int:
-        """Add a label before training; returns 0 if it was present, else 1."""
+        """Add a label; returns 0 if it was present, else 1.
+
+        After initialize() the output and chain layers grow to the new label: its
+        scores start at zero, the learned ones are kept, and it is not predicted until
+        an update has seen it in the gold annotation (as spaCy's parser treats unseen
+        classes), so the old labels' predictions and confidences are unchanged. Train
+        on with a fresh optimizer (``nlp.create_optimizer()``): the shapes changed.
+        """
         if not isinstance(label, str) or not label:
             raise ValueError(f"[{self.name}] labels must be non-empty strings, got {label!r}")
         if label in self.labels:
             return 0
-        output = self.model.get_ref("output_layer")
-        if output.has_dim("nO") and output.get_dim("nO") is not None:
-            raise ValueError(
-                f"[{self.name}] cannot add label {label!r}: the model is already sized "
-                f"for {len(self.labels)} labels. Add labels before initialize()."
-            )
         self.validate_label(label)
+        initialized = self.model.get_ref(self.chain_ref).has_param("transitions")
+        old_labels = self.output_labels
         self.cfg["labels"].append(label)
         self.vocab.strings.add(label)
+        if initialized:
+            self._grow_model(old_labels)
+            self.cfg["unseen_labels"] = [*self.cfg.get("unseen_labels", []), label]
         return 1
+
+    def _grow_model(self, old_labels: List[str]) -> None:
+        """Resize the output layer (its first axis) and the chain layer (every axis)
+        from ``old_labels`` to ``output_labels``, keeping the learned weights of the
+        old labels; the new ones start at zero."""
+        new_labels = self.output_labels
+        old = numpy.asarray([new_labels.index(label) for label in old_labels])
+        ops = self.model.ops
+        for ref, every_axis in (("output_layer", False), (self.chain_ref, True)):
+            layer = self.model.get_ref(ref)
+            grown = {}
+            for name in layer.param_names:
+                if layer.has_param(name):
+                    param = ops.to_numpy(layer.get_param(name))
+                    n_grown = param.ndim if every_axis else 1
+                    shape = (len(new_labels),) * n_grown + param.shape[n_grown:]
+                    grown[name] = numpy.zeros(shape, dtype=param.dtype)
+                    grown[name][numpy.ix_(*[old] * n_grown)] = param
+                    layer.set_param(name, None)  # thinc resizes only unallocated layers
+            layer.set_dim("nO", len(new_labels), force=True)
+            for name, param in grown.items():
+                layer.set_param(name, ops.asarray(param))
+                if layer.has_grad(name):
+                    layer.set_grad(name, ops.alloc(param.shape, dtype=param.dtype))
+        self._sync_transition_mask()
+
+    def output_ids_of(self, label: str) -> List[int]:
+        """The output labels (ids) that stand for the component label ``label``."""
+        return [self._label_index()[label]]
+
+    def _unseen_output_ids(self) -> List[int]:
+        return [i for label in self.cfg.get("unseen_labels", []) for i in self.output_ids_of(label)]
 
     def validate_label(self, label: str) -> None:
         """Raise ValueError if ``label`` cannot be written by this component."""
 
     # --- prediction -------------------------------------------------------------
+    def pipe(self, stream: Iterable[Doc], *, batch_size: int = 128) -> Iterable[Doc]:
+        """``TrainablePipe.pipe``, except that each doc longer than
+        ``long_rows.LONG_ROW`` tokens is predicted in a batch of its own: a batch's
+        scores are padded to (docs, longest doc, labels), and memory should stay
+        proportional to the tokens. Docs come out in their order."""
+        for docs in util.minibatch(stream, size=batch_size):
+            long = [doc for doc in docs if len(doc) > long_rows.LONG_ROW]
+            if not long or len(docs) == 1:
+                yield from super().pipe(docs, batch_size=batch_size)
+                continue
+            short = [doc for doc in docs if len(doc) <= long_rows.LONG_ROW]
+            for group in [short] + [[doc] for doc in long]:
+                for _ in super().pipe(group, batch_size=batch_size):  # annotates in place
+                    pass
+            yield from docs
+
     def predict(self, docs: Iterable[Doc]) -> Predictions:
-        """Viterbi label ids per doc and the posterior marginal of each."""
+        """Viterbi label ids per doc and the posterior marginal of each, given the
+        labels already fixed on the docs (``fixed_labels``)."""
+        docs = list(docs)
         scores = self.scores(docs)
         if scores is None:
             return [], []
-        return self.decode(scores)
+        return self.decode(self.clamped(scores, docs))
+
+    def fixed_labels(self, doc: Doc) -> Optional[numpy.ndarray]:
+        """(n_tokens, n_output_labels) bool: the labels each token may take given the
+        annotation already on ``doc`` that this component keeps; None if nothing is
+        fixed. Decoding and confidences are then conditioned on it (clamping, as for
+        partially annotated training data)."""
+        return None
+
+    def clamped(self, scores: CRFScores, docs: Sequence[Doc]) -> CRFScores:
+        """``scores`` with the emissions of the labels that ``fixed_labels`` excludes
+        set to -inf, so that Viterbi, the marginals and span probabilities are those
+        of the CRF given the fixed labels."""
+        allowed = [self.fixed_labels(doc) for doc in docs]
+        unseen = self._unseen_output_ids()
+        if not unseen and all(a is None for a in allowed):
+            return scores
+        xp = self.model.ops.xp
+        mask = xp.ones(scores.emissions.shape, dtype=bool)
+        for i, a in enumerate(allowed):
+            if a is not None:
+                mask[i, : len(a)] = xp.asarray(a, dtype=bool)
+        if unseen:  # labels added after training are off, unless fixed on a token
+            mask[:, :, unseen] &= mask.sum(axis=2, keepdims=True) == 1
+        emissions = clamp_emissions(xp, scores.emissions, mask)
+        return CRFScores(emissions, scores.lengths, scores.potentials)
 
     def decode(self, scores: CRFScores) -> Predictions:
         """Label ids per doc and a confidence for each (here: Viterbi and the posterior
@@ -130,11 +217,41 @@ class CRFPipe(TrainablePipe):
         return crf_decode(self.model.ops, scores)
 
     def scores(self, docs: Iterable[Doc]) -> Optional[CRFScores]:
-        """The CRF's scores (emissions and potentials) for ``docs``; None for no docs."""
+        """The CRF's scores (emissions and potentials) for ``docs``, divided by the
+        temperature; None for no docs."""
         docs = list(docs)
         if not self.labels:
             raise ValueError(f"[{self.name}] has no labels: call initialize() first")
-        return self.model.predict(docs) if docs else None
+        return tempered(self.model.predict(docs), self.temperature) if docs else None
+
+    def confidence_pairs(self, examples: Sequence[Example], scores: CRFScores) -> Tuple[numpy.ndarray, numpy.ndarray]:
+        """The confidence of each decoded label of the predicted docs of ``examples``
+        under ``scores`` (their scores, say at another temperature), and whether it is
+        the gold label: float (N,) and bool (N,), over tokens with a known gold label.
+        What calibration is measured (and the temperature fitted) on."""
+        index = self._label_index()
+        neg = self.cfg["neg_prefix"]
+        paths, confidences = self.decode(self.clamped(scores, [eg.predicted for eg in examples]))
+        conf_out, hit_out = [], []
+        for eg, path, conf in zip(examples, paths, confidences):
+            gold = numpy.asarray([
+                -2 if not label or (neg and label.startswith(neg)) else index.get(label, -1)
+                for label in self.gold_labels(eg)
+            ])
+            known = gold != -2  # an unknown label (-1) counts as an error
+            conf_out.append(self.model.ops.to_numpy(conf)[known])
+            hit_out.append(self.model.ops.to_numpy(path)[known] == gold[known])
+        return numpy.concatenate(conf_out), numpy.concatenate(hit_out)
+
+    @property
+    def temperature(self) -> float:
+        """Divides every CRF score at prediction (calibration; 1.0: none). Viterbi
+        paths do not depend on it, confidences do. Saved in ``cfg``."""
+        return float(self.cfg.get("temperature", 1.0))
+
+    def set_temperature(self, value: float) -> None:
+        """Set the temperature (see ``spacy_seqlab.calibration.fit_component_temperature``)."""
+        self.cfg["temperature"] = check_temperature(value)
 
     # --- training ---------------------------------------------------------------
     def gold_labels(self, example: Example) -> Sequence[Optional[str]]:
@@ -172,12 +289,23 @@ class CRFPipe(TrainablePipe):
         validate_examples(examples, f"{type(self).__name__}.get_loss")
         allowed = [self.allowed_labels(eg) for eg in examples]
         loss, d_scores = self.chain_loss(self.model.ops, scores, allowed)
+        self._mark_seen(allowed)
         if not math.isfinite(loss):
             raise ValueError(
                 f"[{self.name}] the loss is {loss}: the gold labels of a batch are "
                 f"impossible under the transition constraints, or scores diverged"
             )
         return loss, d_scores
+
+    def _mark_seen(self, allowed: List[numpy.ndarray]) -> None:
+        """Labels added after training become predictable once gold has them."""
+        unseen = self.cfg.get("unseen_labels")
+        if not unseen or not allowed:
+            return
+        gold = numpy.concatenate([a[a.sum(axis=1) == 1] for a in allowed]).any(axis=0)
+        self.cfg["unseen_labels"] = [
+            label for label in unseen if not gold[self.output_ids_of(label)].any()
+        ]
 
     def initialize(
         self,
@@ -224,26 +352,96 @@ class CRFPipe(TrainablePipe):
             self._index = {label: i for i, label in enumerate(labels)}
         return self._index
 
-    # --- loading ----------------------------------------------------------------
-    def from_disk(self, path, *, exclude=tuple()):
-        try:
-            super().from_disk(path, exclude=exclude)
-        except (ValueError, KeyError, TypeError, OSError) as err:
-            raise ValueError(
-                f"[{self.name}] could not load the component from {path}: the directory "
-                f"is missing files or they are corrupted or truncated ({type(err).__name__}: "
-                f"{err})"
-            ) from err
-        self._sync_transition_mask()
-        return self
+    # --- saving and loading ---------------------------------------------------------
+    def to_bytes(self, *, exclude=tuple()) -> bytes:
+        """cfg, vocab and the weights, with the header that ``from_bytes`` checks."""
+        self._validate_serialization_attrs()
+        weights = self.model.to_bytes()
+        serialize = {
+            HEADER: lambda: srsly.json_dumps(make_header(self.component_type, weights)),
+            "cfg": lambda: srsly.json_dumps(self.cfg),
+            "vocab": lambda: self.vocab.to_bytes(exclude=exclude),
+            "model": lambda: weights,
+        }
+        return util.to_bytes(serialize, exclude)
 
-    def from_bytes(self, bytes_data, *, exclude=tuple()):
+    def to_disk(self, path, *, exclude=tuple()) -> None:
+        """Files ``seqlab`` (the header), ``cfg``, ``model`` (and ``vocab``) in ``path``."""
+        self._validate_serialization_attrs()
+        weights = self.model.to_bytes()
+        serialize = {
+            HEADER: lambda p: srsly.write_json(p, make_header(self.component_type, weights)),
+            "cfg": lambda p: srsly.write_json(p, self.cfg),
+            "vocab": lambda p: self.vocab.to_disk(p, exclude=exclude),
+            "model": lambda p: p.write_bytes(weights),
+        }
+        util.to_disk(path, serialize, exclude)
+
+    def from_disk(self, path, *, exclude=tuple()) -> "CRFPipe":
+        path = util.ensure_path(path)
+        return self._load(
+            lambda key: (path / key).read_bytes(),
+            lambda: self.vocab.from_disk(path / "vocab", exclude=exclude),
+            f"the component from {path}",
+            exclude,
+        )
+
+    def from_bytes(self, bytes_data, *, exclude=tuple()) -> "CRFPipe":
         try:
-            super().from_bytes(bytes_data, exclude=exclude)
-        except (ValueError, KeyError, TypeError) as err:
-            raise ValueError(
-                f"[{self.name}] could not load the component from bytes: the data is "
+            data = dict(srsly.msgpack_loads(bytes_data))
+        except (ValueError, TypeError) as err:
+            raise LoadError(
+                f"[{self.name}] could not load the component from bytes: they are not a "
+                f"saved component ({type(err).__name__}: {err})"
+            ) from err
+        return self._load(
+            data.__getitem__,
+            lambda: self.vocab.from_bytes(data["vocab"], exclude=exclude),
+            "the component from bytes",
+            exclude,
+        )
+
+    def _load(
+        self, read: Callable[[str], bytes], load_vocab: Callable[[], object], where: str, exclude
+    ) -> "CRFPipe":
+        """Load through ``read(key) -> bytes``: the header first, refusing data that
+        another component type saved, then cfg, vocab and the weights, refusing
+        weights whose checksum or label count does not match."""
+        self._validate_serialization_attrs()
+        try:
+            header = parse_header(read(HEADER))
+        except (KeyError, OSError):
+            header = None
+        header = check_header(self.name, self.component_type, header, where)
+        try:
+            if "cfg" not in exclude:
+                self.cfg.update(srsly.json_loads(read("cfg")))
+            if "vocab" not in exclude:
+                load_vocab()
+            if "model" not in exclude:
+                weights = read("model")
+                check_weights(self.name, header, weights, where)
+                self.model.from_bytes(weights)
+                self._check_label_count(where)
+        except LoadError:
+            raise
+        except (ValueError, KeyError, TypeError, OSError, AttributeError) as err:
+            raise LoadError(
+                f"[{self.name}] could not load {where}: files or fields are missing, or "
                 f"corrupted or truncated ({type(err).__name__}: {err})"
             ) from err
         self._sync_transition_mask()
         return self
+
+    def _check_label_count(self, where: str) -> None:
+        """LoadError unless the loaded output and chain layers are sized for the
+        loaded labels."""
+        n = len(self.output_labels)
+        for ref in ("output_layer", self.chain_ref):
+            layer = self.model.get_ref(ref)
+            if layer.has_dim("nO") and layer.get_dim("nO") != n:
+                raise LoadError(
+                    f"[{self.name}] could not load {where}: its cfg has {len(self.labels)} "
+                    f"labels ({n} output labels), but the weights of {ref!r} are sized "
+                    f"for {layer.get_dim('nO')}"
+                )

@@ -1,4 +1,6 @@
 """``crf_tagger``: a token attribute tagger (TAG or POS) with a linear-chain CRF output."""
+from bisect import bisect_left
+from functools import partial
 from typing import Callable, Iterable, List, Optional, Sequence
 
 import numpy
@@ -12,6 +14,7 @@ from thinc.api import Model
 
 from ..scorers import token_attr_score
 from .crf_pipe import DEFAULT_CRF_MODEL, CRFPipe, Predictions
+from .pipe_meta import announce_meta, token_attr_meta
 
 ATTRS = {"tag": TAG, "pos": POS}
 CONFIDENCE_KEY = "spacy_seqlab.confidence.{attr}"
@@ -23,23 +26,34 @@ def confidence_extension(attr: str) -> str:
     return f"{attr}_confidence"
 
 
+def token_confidence(attr: str, token: Token) -> Optional[float]:
+    """The confidence stored for ``token``'s ``attr`` label, or None when the token or
+    its label changed since it was written (say, by retokenization): each value is
+    kept with the character span and label it belongs to, so it is never misread."""
+    stored = token.doc.user_data.get(CONFIDENCE_KEY.format(attr=attr))
+    if not stored:
+        return None
+    starts = stored["starts"]
+    i = bisect_left(starts, token.idx)
+    if (
+        i < len(starts)
+        and starts[i] == token.idx
+        and stored["ends"][i] == token.idx + len(token)
+        and stored["labels"][i] == getattr(token, f"{attr}_")
+    ):
+        return stored["values"][i]
+    return None
+
+
 def _register_confidence_extension(attr: str) -> None:
     name = confidence_extension(attr)
-    key = CONFIDENCE_KEY.format(attr=attr)
-
-    def getter(token: Token) -> Optional[float]:
-        values = token.doc.user_data.get(key)
-        if values is None or len(values) != len(token.doc):
-            return None
-        return values[token.i]
-
     if not Token.has_extension(name):
-        Token.set_extension(name, getter=getter)
+        Token.set_extension(name, getter=partial(token_confidence, attr))
 
 
 @Language.factory(
     "crf_tagger",
-    assigns=["token.tag", "token.pos"],
+    assigns=token_attr_meta("tag")["assigns"],
     default_config={
         "model": DEFAULT_CRF_MODEL,
         "attr": "tag",
@@ -47,7 +61,7 @@ def _register_confidence_extension(attr: str) -> None:
         "neg_prefix": "!",
         "scorer": {"@scorers": "spacy_seqlab.token_attr_scorer.v1"},
     },
-    default_score_weights={"tag_acc": 0.5, "pos_acc": 0.5},
+    default_score_weights=token_attr_meta("tag")["score_weights"],
 )
 def make_crf_tagger(
     nlp: Language,
@@ -61,13 +75,17 @@ def make_crf_tagger(
     """A CRF tagger writing ``token.tag_`` (attr="tag") or ``token.pos_`` (attr="pos"),
     and the posterior marginal of each predicted label to ``token._.tag_confidence``
     (or ``token._.pos_confidence``)."""
-    return CRFTagger(
+    tagger = CRFTagger(
         nlp.vocab, model, name, attr=attr, overwrite=overwrite, neg_prefix=neg_prefix, scorer=scorer
     )
+    announce_meta(nlp, name, "crf_tagger", **token_attr_meta(attr))
+    return tagger
 
 
 class CRFTagger(CRFPipe):
     """Tags tokens with the Viterbi labels of a linear-chain CRF."""
+
+    component_type = "crf_tagger"
 
     def __init__(
         self,
@@ -115,8 +133,22 @@ class CRFTagger(CRFPipe):
             values = [self.vocab.strings.add(label) for label in self.labels]
         return numpy.asarray(values, dtype="uint64")
 
+    def fixed_labels(self, doc: Doc) -> Optional[numpy.ndarray]:
+        """With ``overwrite=False``, tokens that already have a value of ``attr`` keep
+        it: a known label is the only one allowed there; an unknown one leaves the
+        token free (the CRF marginalizes over it)."""
+        if self.cfg["overwrite"] or not len(doc):
+            return None
+        existing = doc.to_array(ATTRS[self.attr]).astype("uint64")
+        if not existing.any():
+            return None
+        values = self._label_values()
+        known = existing[:, None] == values[None, :]  # (n_tokens, n_labels)
+        return numpy.where(known.any(axis=1, keepdims=True), known, True)
+
     def set_annotations(self, docs: Iterable[Doc], preds: Predictions) -> None:
-        """Write the labels to ``token.{attr}`` and their confidences to the docs."""
+        """Write the labels to ``token.{attr}`` and their confidences to the docs; a
+        label kept with ``overwrite=False`` has confidence 1."""
         paths, confidences = preds
         values = self._label_values()
         attr_id = ATTRS[self.attr]
@@ -125,8 +157,16 @@ class CRFTagger(CRFPipe):
             if not len(doc):
                 continue
             new = values[self.model.ops.to_numpy(path)]
+            conf = self.model.ops.to_numpy(conf).astype("float64")
             if not self.cfg["overwrite"]:
                 existing = doc.to_array(attr_id).astype("uint64")
                 new = numpy.where(existing != 0, existing, new)
+                conf = numpy.where(existing != 0, 1.0, conf)
             doc.from_array([attr_id], new[:, None])
-            doc.user_data[key] = self.model.ops.to_numpy(conf).tolist()
+            starts = doc.to_array("IDX").tolist()
+            doc.user_data[key] = {
+                "starts": starts,
+                "ends": [start + len(token) for start, token in zip(starts, doc)],
+                "labels": [getattr(token, f"{self.attr}_") for token in doc],
+                "values": conf.tolist(),
+            }

@@ -26,20 +26,22 @@ from spacy.vocab import Vocab
 from ..hmm import HMMParams, HMMSettings, fit_hmm
 from ..scorers import token_attr_score
 from .crf_tagger import ATTRS
+from .pipe_meta import announce_meta, token_attr_meta
+from .saved import HEADER, LoadError, check_header, check_weights, make_header, parse_header
 
 SETTINGS = [field.name for field in fields(HMMSettings)]
 
 
 @Language.factory(
     "hmm_tagger",
-    assigns=["token.tag", "token.pos"],
+    assigns=token_attr_meta("tag")["assigns"],
     default_config={
         "attr": "tag",
         **asdict(HMMSettings()),
         "overwrite": False,
         "scorer": {"@scorers": "spacy_seqlab.token_attr_scorer.v1"},
     },
-    default_score_weights={"tag_acc": 0.5, "pos_acc": 0.5},
+    default_score_weights=token_attr_meta("tag")["score_weights"],
 )
 def make_hmm_tagger(
     nlp: Language,
@@ -62,12 +64,16 @@ def make_hmm_tagger(
         order=order, smoothing=smoothing, k=k, capitalization=capitalization, suffix_length=suffix_length,
         rare_threshold=rare_threshold, theta=theta, lexicon_smoothing=lexicon_smoothing,
     )
-    return HMMTagger(nlp.vocab, name, attr=attr, overwrite=overwrite, scorer=scorer, **settings)
+    tagger = HMMTagger(nlp.vocab, name, attr=attr, overwrite=overwrite, scorer=scorer, **settings)
+    announce_meta(nlp, name, "hmm_tagger", **token_attr_meta(attr))
+    return tagger
 
 
 class HMMTagger(Pipe):
     """Tags each sentence (or the whole doc, without sentence boundaries) with the
     Viterbi labels of an HMM counted from the training data."""
+
+    component_type = "hmm_tagger"
 
     def __init__(
         self,
@@ -224,44 +230,65 @@ class HMMTagger(Pipe):
 
     # --- serialization ------------------------------------------------------------
     def to_bytes(self, *, exclude: Iterable[str] = tuple()) -> bytes:
-        return srsly.msgpack_dumps({"cfg": self.cfg, "model": self._model_dict()})
+        weights = self._weights()
+        header = make_header(self.component_type, weights)
+        return srsly.msgpack_dumps({HEADER: srsly.json_dumps(header), "cfg": self.cfg, "model": weights})
 
     def from_bytes(self, bytes_data: bytes, *, exclude: Iterable[str] = tuple()) -> "HMMTagger":
+        where = "the component from bytes"
         try:
             data = srsly.msgpack_loads(bytes_data)
-            self._load(data["cfg"], data["model"])
+            header = parse_header(data.get(HEADER)) if isinstance(data, dict) else None
+        except (ValueError, TypeError):
+            header = None
+        header = check_header(self.name, self.component_type, header, where)
+        try:
+            self._load(header, data["cfg"], data["model"], where)
+        except LoadError:
+            raise
         except (ValueError, KeyError, TypeError) as err:
-            raise ValueError(
-                f"[{self.name}] could not load the component from bytes: the data is "
-                f"corrupted or truncated ({type(err).__name__}: {err})"
+            raise LoadError(
+                f"[{self.name}] could not load {where}: the data is corrupted or truncated "
+                f"({type(err).__name__}: {err})"
             ) from err
         return self
 
     def to_disk(self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()) -> None:
         path = ensure_path(path)
         path.mkdir(parents=True, exist_ok=True)
+        weights = self._weights()
+        srsly.write_json(path / HEADER, make_header(self.component_type, weights))
         srsly.write_json(path / "cfg", self.cfg)
-        (path / "model").write_bytes(srsly.msgpack_dumps(self._model_dict()))
+        (path / "model").write_bytes(weights)
 
     def from_disk(self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()) -> "HMMTagger":
         path = ensure_path(path)
+        where = f"the component from {path}"
         try:
-            self._load(srsly.read_json(path / "cfg"), srsly.msgpack_loads((path / "model").read_bytes()))
+            header = srsly.read_json(path / HEADER)
+        except (ValueError, OSError):
+            header = None
+        header = check_header(self.name, self.component_type, header, where)
+        try:
+            self._load(header, srsly.read_json(path / "cfg"), (path / "model").read_bytes(), where)
+        except LoadError:
+            raise
         except (ValueError, KeyError, TypeError, OSError) as err:
-            raise ValueError(
-                f"[{self.name}] could not load the component from {path}: the directory "
-                f"is missing files or they are corrupted or truncated ({type(err).__name__}: "
-                f"{err})"
+            raise LoadError(
+                f"[{self.name}] could not load {where}: files are missing or corrupted or "
+                f"truncated ({type(err).__name__}: {err})"
             ) from err
         return self
 
-    def _model_dict(self) -> Optional[Dict[str, Any]]:
-        return self.params.to_dict() if self.params is not None else None
+    def _weights(self) -> bytes:
+        return srsly.msgpack_dumps(self.params.to_dict() if self.params is not None else None)
 
-    def _load(self, cfg: Dict[str, Any], model: Optional[Dict[str, Any]]) -> None:
+    def _load(self, header: Dict[str, Any], cfg: Any, weights: bytes, where: str) -> None:
+        check_weights(self.name, header, weights, where)
         if not isinstance(cfg, dict):
             raise ValueError(f"the cfg is a {type(cfg).__name__}, not a mapping")
         cfg = self._validated_cfg(cfg)
+        model = srsly.msgpack_loads(weights)
         params = HMMParams.from_dict(model) if model is not None else None
         self.cfg, self.params = cfg, params
 

@@ -5,6 +5,7 @@ import copy
 from typing import Callable, Optional
 
 from spacy.language import Language
+from spacy.tokens import Doc
 from spacy.vocab import Vocab
 from thinc.api import Model
 
@@ -13,6 +14,7 @@ from ..layers.memm import DECODERS, memm_decode, memm_loss
 from ..scorers import token_attr_score
 from .crf_pipe import DEFAULT_CRF_MODEL, Predictions
 from .crf_tagger import CRFTagger
+from .pipe_meta import announce_meta, token_attr_meta
 
 # the crf_tagger's default tok2vec, feeding the MEMM
 DEFAULT_MEMM_MODEL = copy.deepcopy(DEFAULT_CRF_MODEL)
@@ -21,7 +23,7 @@ DEFAULT_MEMM_MODEL["@architectures"] = "spacy_seqlab.MEMMTagger.v1"
 
 @Language.factory(
     "memm_tagger",
-    assigns=["token.tag", "token.pos"],
+    assigns=token_attr_meta("tag")["assigns"],
     default_config={
         "model": DEFAULT_MEMM_MODEL,
         "attr": "tag",
@@ -30,7 +32,7 @@ DEFAULT_MEMM_MODEL["@architectures"] = "spacy_seqlab.MEMMTagger.v1"
         "decoding": "viterbi",
         "scorer": {"@scorers": "spacy_seqlab.token_attr_scorer.v1"},
     },
-    default_score_weights={"tag_acc": 0.5, "pos_acc": 0.5},
+    default_score_weights=token_attr_meta("tag")["score_weights"],
 )
 def make_memm_tagger(
     nlp: Language,
@@ -47,7 +49,7 @@ def make_memm_tagger(
     (decoding="viterbi") or left to right (decoding="greedy"). ``token._.tag_confidence``
     (or ``pos_confidence``) holds the local probability of each label given the one
     chosen before it."""
-    return MEMMTagger(
+    tagger = MEMMTagger(
         nlp.vocab,
         model,
         name,
@@ -57,6 +59,8 @@ def make_memm_tagger(
         decoding=decoding,
         scorer=scorer,
     )
+    announce_meta(nlp, name, "memm_tagger", **token_attr_meta(attr))
+    return tagger
 
 
 class MEMMTagger(CRFTagger):
@@ -64,6 +68,7 @@ class MEMMTagger(CRFTagger):
     ``spacy_seqlab.MEMM.v1`` (ref "memm"): trained with the local loss ``memm_loss``
     (teacher forcing on the gold previous label) and decoded with ``memm_decode``."""
 
+    component_type = "memm_tagger"
     chain_ref = "memm"
     chain_loss = staticmethod(memm_loss)
 
@@ -89,6 +94,12 @@ class MEMMTagger(CRFTagger):
         # a prediction setting, kept out of self.cfg so that loading a saved pipeline
         # with another decoding in its config does not restore the saved one
         self.decoding = decoding
+
+    def fixed_labels(self, doc: Doc) -> None:
+        """Nothing is clamped: renormalizing a locally normalized model at a fixed
+        token drops the factor P(fixed | previous), so the neighbours would not be
+        decoded given it. Pre-set labels are still kept (``overwrite=False``)."""
+        return None
 
     def decode(self, scores: CRFScores) -> Predictions:
         """Label ids per doc and the local probability of each."""

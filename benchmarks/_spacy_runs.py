@@ -12,7 +12,8 @@
   scores the test set with gold tokenization (``nlp.evaluate`` on
   ``Example(Doc(words, spaces), reference)``; the full scores dict is returned), times
   ``nlp.pipe`` over fresh pre-tokenized Docs (best of N passes) and records the peak
-  RSS. With ``spec["export_spans"]`` it also writes the gold and predicted spans of
+  RSS. With ``spec["model_best"]``, ``_train`` also saves the best-on-dev model as
+  ``model-best`` (as ``spacy train`` does) and ``_infer`` scores that one instead. With ``spec["export_spans"]`` it also writes the gold and predicted spans of
   every test doc (``doc.ents``, or ``doc.spans[spec["spans_key"]]``) as IOB2 tag
   sequences to ``RUN_DIR/test_tags.json``; with ``spec["export_tokens"]`` (``"tag"`` or
   ``"pos"``) the words and the gold and predicted values of that attribute of every
@@ -381,6 +382,11 @@ def child_train(spec: Dict[str, Any]) -> None:
         words = info["words"]
         if is_best is not None:
             dev_curve.append([info["step"], info["score"]])
+            if is_best and spec.get("model_best"):
+                e0 = time.perf_counter()
+                with nlp.use_params(optimizer.averages):
+                    nlp.to_disk(out / "model-best")
+                eval_s += time.perf_counter() - e0  # saving is not training time
             losses = {k: float(v) for k, v in info["losses"].items()}
             print(f"step {info['step']:>6} words {words:>9} dev {info['score']:.4f} "
                   f"loss {losses} elapsed {time.perf_counter() - t0:.0f}s", flush=True)
@@ -419,7 +425,7 @@ def child_infer(spec: Dict[str, Any]) -> None:
 
     threads = set_torch_threads(spec)
     out = Path(spec["output"])
-    nlp = spacy.load(out / "model-last")
+    nlp = spacy.load(out / ("model-best" if spec.get("model_best") else "model-last"))
     refs = list(DocBin().from_disk(spec["test"]).get_docs(nlp.vocab))
     if spec.get("test_limit"):
         refs = refs[: spec["test_limit"]]

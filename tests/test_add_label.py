@@ -3,9 +3,11 @@ resize, what was learned is kept (same predictions and confidences), training go
 import numpy
 import pytest
 import spacy
-from spacy.tokens import Doc, Span
+from spacy.tokens import Doc
 from spacy.training import Example
 from thinc.api import fix_random_seed
+
+from .tiny_pipelines import span_examples
 
 TAGS = [
     ("I will fight", ["PRP", "MD", "VB"]),
@@ -26,11 +28,7 @@ def tag_examples(nlp, data):
 
 
 def ent_examples(nlp, data):
-    examples = []
-    for text, spans in data:
-        ref = Doc(nlp.vocab, words=text.split())
-        ref.set_ents([Span(ref, s, e, label) for s, e, label in spans], default="outside")
-        examples.append(Example(Doc(nlp.vocab, words=text.split()), ref))
+    examples = span_examples(nlp, data)
     return examples
 
 

@@ -11,6 +11,7 @@ from thinc.api import fix_random_seed
 from spacy_seqlab.schemes import tags_to_spans
 
 from .crf_brute_force import enumerate_sequences
+from .tiny_pipelines import span_examples
 
 WORDS = "Angela Merkel visited Paris today".split()
 
@@ -179,11 +180,7 @@ def ruled():
     nlp = spacy.blank("en")
     ruler = nlp.add_pipe("entity_ruler")
     nlp.add_pipe("crf_ner")
-    examples = []
-    for text, spans in TRAIN:
-        ref = Doc(nlp.vocab, words=text.split())
-        ref.set_ents([Span(ref, s, e, label) for s, e, label in spans], default="outside")
-        examples.append(Example(Doc(nlp.vocab, words=text.split()), ref))
+    examples = span_examples(nlp, TRAIN)
     fix_random_seed(0)
     optimizer = nlp.initialize(lambda: examples)
     for _ in range(60):

@@ -3,11 +3,16 @@ through a Doc extension, and retokenized docs (kept when still meaningful, else 
 import numpy
 import pytest
 import spacy
-from spacy.tokens import Doc, DocBin, Span
+from spacy.tokens import DocBin, Span
 from spacy.training import Example
 from thinc.api import fix_random_seed
 
-from spacy_seqlab.components.crf_ner import CONFIDENCE_EXTENSION, ENTS_CONFIDENCE_EXTENSION
+from spacy_seqlab.components.crf_ner import (
+    CONFIDENCE_EXTENSION,
+    ENTS_CONFIDENCE_EXTENSION,
+)
+
+from .tiny_pipelines import span_examples
 
 TRAIN = [
     ("Who is Shaka Khan in London ?", [(2, 4, "PER"), (5, 6, "LOC")]),
@@ -20,15 +25,7 @@ TEXT = "Shaka Khan likes New York ."
 def trained_ner(spans_key=None):
     nlp = spacy.blank("en")
     nlp.add_pipe("crf_ner", config={"spans_key": spans_key})
-    examples = []
-    for text, spans in TRAIN:
-        ref = Doc(nlp.vocab, words=text.split())
-        gold = [Span(ref, s, e, label) for s, e, label in spans]
-        if spans_key:
-            ref.spans[spans_key] = gold
-        else:
-            ref.set_ents(gold, default="outside")
-        examples.append(Example(Doc(nlp.vocab, words=text.split()), ref))
+    examples = span_examples(nlp, TRAIN, spans_key)
     fix_random_seed(0)
     optimizer = nlp.initialize(lambda: examples)
     for _ in range(40):
@@ -141,7 +138,13 @@ def test_token_confidences_survive_docbin(tagger):
 def test_displacy_data_carries_the_confidences(ner_ents):
     from spacy import displacy
 
-    from spacy_seqlab.visualize import HIGH, LOW, confidence_colors, ents_with_confidence, split_label
+    from spacy_seqlab.visualize import (
+        HIGH,
+        LOW,
+        confidence_colors,
+        ents_with_confidence,
+        split_label,
+    )
 
     doc = ner_ents(TEXT)
     data = ents_with_confidence(doc, title="t")

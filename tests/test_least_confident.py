@@ -5,11 +5,11 @@ import sys
 import pytest
 import spacy
 import srsly
-from spacy.tokens import Doc, Span
-from spacy.training import Example
 from thinc.api import fix_random_seed
 
 from spacy_seqlab.cli.least_confident import least_confident
+
+from .tiny_pipelines import span_examples
 
 TRAIN = [
     ("Who is Shaka Khan in London ?", [(2, 4, "PER"), (5, 6, "LOC")]),
@@ -29,11 +29,7 @@ TEXTS = [
 def pipeline(tmp_path_factory):
     nlp = spacy.blank("en")
     nlp.add_pipe("crf_ner")
-    examples = []
-    for text, spans in TRAIN:
-        ref = Doc(nlp.vocab, words=text.split())
-        ref.set_ents([Span(ref, s, e, label) for s, e, label in spans], default="outside")
-        examples.append(Example(Doc(nlp.vocab, words=text.split()), ref))
+    examples = span_examples(nlp, TRAIN)
     fix_random_seed(0)
     optimizer = nlp.initialize(lambda: examples)
     for _ in range(25):

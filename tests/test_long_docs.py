@@ -3,7 +3,7 @@ crf_ner never puts a whitespace token inside a span."""
 import numpy
 import pytest
 import spacy
-from spacy.tokens import Doc, Span
+from spacy.tokens import Doc
 from spacy.training import Example
 
 from spacy_seqlab.crf import (
@@ -18,6 +18,7 @@ from spacy_seqlab.crf import (
 from spacy_seqlab.layers.crf import CRFScores, potentials_of
 
 from .crf_brute_force import brute_force, random_problem
+from .tiny_pipelines import span_examples
 
 
 @pytest.fixture
@@ -127,11 +128,7 @@ TRAIN = [
 def ner():
     nlp = spacy.blank("en")
     nlp.add_pipe("crf_ner")
-    examples = []
-    for text, spans in TRAIN:
-        ref = Doc(nlp.vocab, words=text.split())
-        ref.set_ents([Span(ref, s, e, label=label) for s, e, label in spans], default="outside")
-        examples.append(Example(Doc(nlp.vocab, words=text.split()), ref))
+    examples = span_examples(nlp, TRAIN)
     optimizer = nlp.initialize(lambda: examples)
     for _ in range(30):
         nlp.update(examples, sgd=optimizer)

@@ -5,6 +5,7 @@ import json
 
 import numpy
 import spacy
+from spacy.tokens import Doc, Span
 from spacy.training import Example
 from spacy.util import fix_random_seed
 
@@ -67,6 +68,22 @@ PIPELINES = {
 # the pipelines that run on PyTorch (the recurrent extra)
 RECURRENT = [name for name, (_, config) in PIPELINES.items()
              if any(layer in json.dumps(config) for layer in ("RNNEncoder", "CharBiLSTM"))]
+
+
+def span_examples(nlp: spacy.Language, data, spans_key=None):
+    """Examples over whitespace-split texts whose gold spans are token-index ``(start,
+    end, label)`` triples: ``doc.ents`` (every other token outside), or
+    ``doc.spans[spans_key]``."""
+    out = []
+    for text, spans in data:
+        ref = Doc(nlp.vocab, words=text.split())
+        gold = [Span(ref, s, e, label) for s, e, label in spans]
+        if spans_key:
+            ref.spans[spans_key] = gold
+        else:
+            ref.set_ents(gold, default="outside")
+        out.append(Example(Doc(nlp.vocab, words=text.split()), ref))
+    return out
 
 
 def examples(nlp: spacy.Language, factory: str):

@@ -31,7 +31,7 @@ from typing import Any, Dict, Optional
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from _env import RESULTS, locked_runs, machine, markdown_header, now, versions, write_results  # noqa: E402
+from _env import locked_runs, machine, markdown_header, now, versions, write_results  # noqa: E402
 from _spacy_runs import ROOT, add_common_args, make_spec, train_and_infer  # noqa: E402
 from bench_archs import corpora, dir_bytes, split_file, token_scores, train_forms  # noqa: E402
 

@@ -30,8 +30,6 @@ sys.path.insert(0, os.path.dirname(HERE))
 
 import numpy  # noqa: E402
 import spacy  # noqa: E402
-import srsly  # noqa: E402
-from spacy import util  # noqa: E402
 from spacy.language import Language  # noqa: E402
 from spacy.scorer import get_ner_prf  # noqa: E402
 from spacy.tokens import Doc, DocBin, Span  # noqa: E402
@@ -45,26 +43,8 @@ from spacy_seqlab.calibration import (  # noqa: E402
     tempered,
 )
 from spacy_seqlab.components.crf_pipe import CRFPipe  # noqa: E402
-from spacy_seqlab.components.saved import LoadError  # noqa: E402
 
 N_BINS = 15
-
-
-def load(path: Path) -> Language:
-    """The pipeline at ``path``; one saved before components carried their header is
-    loaded with its crf components' cfg and weights read directly."""
-    try:
-        return spacy.load(path)
-    except LoadError:
-        nlp = util.load_model_from_config(util.load_config(path / "config.cfg"))
-        names = [name for name, pipe in nlp.pipeline if isinstance(pipe, CRFPipe)]
-        nlp.from_disk(path, exclude=names)
-        for name in names:
-            pipe = nlp.get_pipe(name)
-            pipe.cfg.update(srsly.read_json(path / name / "cfg"))
-            pipe.model.from_bytes((path / name / "model").read_bytes())
-            pipe._sync_transition_mask()
-        return nlp
 
 
 def examples(nlp: Language, path: Path, limit: int = 0) -> List[Example]:
@@ -304,15 +284,15 @@ def main() -> None:
     parser.add_argument("--spancat", type=Path, default=Path(WORK) / "J" / "spancat" / "out" / "model-best")
     parser.add_argument("--limit", type=int, default=0, help="at most this many dev/test docs (0: all)")
     args = parser.parse_args()
-    tagger = load(args.tagger)
+    tagger = spacy.load(args.tagger)
     tagger_name = next(n for n, p in tagger.pipeline if isinstance(p, CRFPipe))
     ewt = calibrate(tagger, tagger_name, examples(tagger, args.ewt / "en_ewt-ud-dev.spacy", args.limit),
                     examples(tagger, args.ewt / "en_ewt-ud-test.spacy", args.limit))
-    bilstm = load(args.bilstm_tagger)
+    bilstm = spacy.load(args.bilstm_tagger)
     bilstm_name = next(n for n, p in bilstm.pipeline if isinstance(p, CRFPipe))
     ewt_bilstm = calibrate(bilstm, bilstm_name, examples(bilstm, args.ewt / "en_ewt-ud-dev.spacy", args.limit),
                            examples(bilstm, args.ewt / "en_ewt-ud-test.spacy", args.limit))
-    ner = load(args.ner)
+    ner = spacy.load(args.ner)
     ner_name = next(n for n, p in ner.pipeline if isinstance(p, CRFPipe))
     test = examples(ner, args.conll / "test.spacy", args.limit)
     conll = calibrate(ner, ner_name, examples(ner, args.conll / "dev.spacy", args.limit), test)

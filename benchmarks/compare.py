@@ -26,7 +26,7 @@ from typing import Any, Dict, NamedTuple
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from _env import RESULTS, locked_runs, machine, markdown_header, now, versions, write_results  # noqa: E402
+from _env import locked_runs, machine, markdown_header, now, versions, write_results  # noqa: E402
 from _spacy_runs import ROOT, add_common_args, make_spec, train_and_infer  # noqa: E402
 from bench_archs import dir_bytes, fmt, token_scores, train_forms  # noqa: E402
 from bench_tagger import corpus_file, prepare_corpus  # noqa: E402

@@ -3,7 +3,7 @@ import numpy
 import pytest
 from thinc.api import NumpyOps
 
-from spacy_seqlab.crf import ChainPotentials, forward_backward, viterbi
+from spacy_seqlab.crf import ChainPotentials
 from spacy_seqlab.layers.crf import CRF, CRFScores, crf_decode, crf_loss
 
 from .crf_brute_force import brute_force

@@ -7,9 +7,9 @@ import numpy
 import pytest
 import spacy
 from numpy.testing import assert_allclose
-from spacy.tokens import Doc, Span
+from spacy.tokens import Doc
 from spacy.training import Example
-from thinc.api import NumpyOps, Ragged, fix_random_seed
+from thinc.api import Ragged, fix_random_seed
 
 from spacy_seqlab.layers.pooling import PiecePooling
 

@@ -1,7 +1,7 @@
 """``crf_tagger``: a token attribute tagger (TAG or POS) with a linear-chain CRF output."""
 from bisect import bisect_left
 from functools import partial
-from typing import Callable, Iterable, List, Optional, Sequence
+from typing import Callable, Iterable, Optional, Sequence
 
 import numpy
 from spacy.attrs import POS, TAG

@@ -36,3 +36,15 @@ def tiny_vectors(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("tiny_vectors") / "vectors"
     nlp.to_disk(path)
     return path
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Small torch ops on 2 busy cores run several times faster on one thread (for the
+    modules of the recurrent layers: ``pytestmark = usefixtures("one_torch_thread")``)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -8,7 +8,6 @@ import sys
 import numpy
 import pytest
 import spacy
-import torch
 from spacy.training import Example
 from spacy.util import fix_random_seed, registry
 
@@ -28,13 +27,7 @@ CHAR_LAYERS = {
 }
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Small torch ops on 2 busy cores run several times faster on one thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -32,12 +32,7 @@ def no_unpickling(monkeypatch):
     monkeypatch.setattr(pickle, "Unpickler", RefusingUnpickler)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.mark.parametrize("name", list(PIPELINES))

@@ -87,6 +87,24 @@ def test_tagger_overwrite_true_ignores_preset_tags():
     assert [t._.tag_confidence for t in preset] == [t._.tag_confidence for t in free]
 
 
+def test_pos_tagger_keeps_preset_pos_and_reads_its_confidences():
+    nlp = spacy.blank("en")
+    tagger = nlp.add_pipe("crf_tagger", config={"attr": "pos"})
+    example = Example.from_dict(
+        Doc(nlp.vocab, words=WORDS), {"pos": ["PROPN", "PROPN", "VERB", "PROPN", "NOUN"]}
+    )
+    nlp.initialize(lambda: [example])
+    randomized(tagger, 0)
+    doc = Doc(nlp.vocab, words=WORDS)
+    doc[0].pos_ = "X"  # not one of the tagger's labels
+    doc[2].pos_ = "VERB"
+    doc = tagger(doc)
+    assert [doc[0].pos_, doc[2].pos_] == ["X", "VERB"]
+    assert [doc[0]._.pos_confidence, doc[2]._.pos_confidence] == [1.0, 1.0]
+    free = [t._.pos_confidence for i, t in enumerate(doc) if i not in (0, 2)]
+    assert all(c is not None and 0.0 < c <= 1.0 for c in free)
+
+
 def ner_pipeline(scheme, seed):
     nlp = spacy.blank("en")
     ner = nlp.add_pipe("crf_ner", config={"scheme": scheme})

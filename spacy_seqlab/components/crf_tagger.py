@@ -4,9 +4,10 @@ from functools import partial
 from typing import Callable, Iterable, Optional, Sequence
 
 import numpy
-from spacy.attrs import POS, TAG
+from spacy.attrs import IDX, LENGTH, POS, TAG
 from spacy.language import Language
 from spacy.parts_of_speech import IDS as UPOS_IDS
+from spacy.parts_of_speech import NAMES as UPOS_NAMES
 from spacy.tokens import Doc, Token
 from spacy.training import Example
 from spacy.vocab import Vocab
@@ -18,7 +19,6 @@ from .pipe_meta import announce_meta, token_attr_meta
 
 ATTRS = {"tag": TAG, "pos": POS}
 CONFIDENCE_KEY = "spacy_seqlab.confidence.{attr}"
-
 
 
 def confidence_extension(attr: str) -> str:
@@ -153,6 +153,7 @@ class CRFTagger(CRFPipe):
         values = self._label_values()
         attr_id = ATTRS[self.attr]
         key = CONFIDENCE_KEY.format(attr=self.attr)
+        names = dict(zip(values.tolist(), self.labels))  # token loops are slow: map values
         for doc, path, conf in zip(docs, paths, confidences):
             if not len(doc):
                 continue
@@ -163,10 +164,14 @@ class CRFTagger(CRFPipe):
                 new = numpy.where(existing != 0, existing, new)
                 conf = numpy.where(existing != 0, 1.0, conf)
             doc.from_array([attr_id], new[:, None])
-            starts = doc.to_array("IDX").tolist()
+            starts, lengths = doc.to_array([IDX, LENGTH]).T.tolist()
             doc.user_data[key] = {
                 "starts": starts,
-                "ends": [start + len(token) for start, token in zip(starts, doc)],
-                "labels": [getattr(token, f"{self.attr}_") for token in doc],
+                "ends": [start + length for start, length in zip(starts, lengths)],
+                "labels": [names.get(value) or self._label_name(value) for value in new.tolist()],
                 "values": conf.tolist(),
             }
+
+    def _label_name(self, value: int) -> str:
+        """The label string of a value of ``attr`` as stored in the doc array."""
+        return UPOS_NAMES[value] if self.attr == "pos" else self.vocab.strings[value]

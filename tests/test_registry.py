@@ -11,6 +11,7 @@ GROUPS = {
     "spacy_scorers": registry.scorers,
     "spacy_callbacks": registry.callbacks,
     "thinc_layers": registry.layers,
+    "thinc_schedules": registry.schedules,
 }
 ENTRY_POINTS = [
     (group, ep)

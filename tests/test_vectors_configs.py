@@ -3,6 +3,8 @@
 Every vectors config also validates and trains a few steps in tests/test_configs.py, on
 the tiny local vectors table of tests/conftest.py (``tiny_vectors``)."""
 import importlib.util
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -10,7 +12,8 @@ import numpy
 import pytest
 import spacy
 from spacy.training.initialize import init_nlp
-from spacy.util import load_config
+from spacy.util import load_config, registry
+from thinc.api import warmup_linear
 
 from .test_configs import corpus  # noqa: F401  (the tiny DocBin fixture)
 
@@ -84,11 +87,32 @@ def test_changed_as_little_as_needed(name):
 @pytest.mark.parametrize("name", SCHEDULED)
 def test_learning_rate_schedule_follows_max_steps(name):
     cfg = raw(name)
-    assert cfg["training.optimizer.learn_rate.@schedules"] == "warmup_linear.v1"
+    assert cfg["training.optimizer.learn_rate.@schedules"] == "spacy_seqlab.warmup_linear.v1"
     assert cfg["training.optimizer.learn_rate.total_steps"] == "${training.max_steps}"
     resolved = load_config(CONFIGS / f"{name}.cfg", overrides={"training.max_steps": 4000},
                            interpolate=True)
     assert resolved["training"]["optimizer"]["learn_rate"]["total_steps"] == 4000
+
+
+def test_schedule_is_thincs_warmup_linear():
+    ours = registry.schedules.get("spacy_seqlab.warmup_linear.v1")(0.002, 250, 4000)
+    thincs = warmup_linear(0.002, 250, 4000)
+    rates = [next(ours) for _ in range(4100)]
+    assert rates == [next(thincs) for _ in range(4100)]
+    assert rates[0] == 0.0 and rates[250] == pytest.approx(0.002) and rates[4000] == 0.0
+
+
+def test_training_by_epochs_alone_is_refused_clearly(corpus):  # noqa: F811
+    """max_steps = 0 (epochs only) would make thinc's schedule train at a rate of 0 after
+    the warmup: `spacy debug config` stops on it, naming the setting."""
+    done = subprocess.run(
+        [sys.executable, "-m", "spacy", "debug", "config", str(CONFIGS / "ewt_xpos_vectors_crf.cfg"),
+         "--paths.train", str(corpus), "--paths.dev", str(corpus), "--training.max_steps", "0"],
+        capture_output=True, text=True,
+    )
+    assert done.returncode != 0
+    assert "total_steps (0) must exceed warmup_steps (250)" in done.stderr
+    assert "set training.max_steps" in done.stderr
 
 
 @pytest.mark.parametrize("name", sorted(BASELINES))

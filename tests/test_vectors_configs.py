@@ -111,7 +111,7 @@ def test_training_by_epochs_alone_is_refused_clearly(corpus):  # noqa: F811
         capture_output=True, text=True,
     )
     assert done.returncode != 0
-    assert "total_steps (0) must exceed warmup_steps (250)" in done.stderr
+    assert "total_steps must be > 0 and warmup_steps >= 0, got 0 and 250" in done.stderr
     assert "set training.max_steps" in done.stderr
 
 

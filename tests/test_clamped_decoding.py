@@ -6,12 +6,11 @@ import pytest
 import spacy
 from spacy.tokens import Doc, Span
 from spacy.training import Example
-from thinc.api import fix_random_seed
 
 from spacy_seqlab.schemes import tags_to_spans
 
 from .crf_brute_force import enumerate_sequences
-from .tiny_pipelines import span_examples
+from .tiny_pipelines import fit, span_examples
 
 WORDS = "Angela Merkel visited Paris today".split()
 
@@ -198,11 +197,7 @@ def ruled():
     nlp = spacy.blank("en")
     ruler = nlp.add_pipe("entity_ruler")
     nlp.add_pipe("crf_ner")
-    examples = span_examples(nlp, TRAIN)
-    fix_random_seed(0)
-    optimizer = nlp.initialize(lambda: examples)
-    for _ in range(60):
-        nlp.update(examples, sgd=optimizer)
+    fit(nlp, span_examples(nlp, TRAIN), 60)
     ruler.add_patterns([{"label": "ORG", "pattern": "Merkel"}])  # initialize() resets it
     return nlp
 

@@ -5,14 +5,13 @@ import pytest
 import spacy
 from spacy.tokens import DocBin, Span
 from spacy.training import Example
-from thinc.api import fix_random_seed
 
 from spacy_seqlab.components.crf_ner import (
     CONFIDENCE_EXTENSION,
     ENTS_CONFIDENCE_EXTENSION,
 )
 
-from .tiny_pipelines import span_examples
+from .tiny_pipelines import fit, span_examples
 
 TRAIN = [
     ("Who is Shaka Khan in London ?", [(2, 4, "PER"), (5, 6, "LOC")]),
@@ -25,12 +24,7 @@ TEXT = "Shaka Khan likes New York ."
 def trained_ner(spans_key=None):
     nlp = spacy.blank("en")
     nlp.add_pipe("crf_ner", config={"spans_key": spans_key})
-    examples = span_examples(nlp, TRAIN, spans_key)
-    fix_random_seed(0)
-    optimizer = nlp.initialize(lambda: examples)
-    for _ in range(40):
-        nlp.update(examples, sgd=optimizer)
-    return nlp
+    return fit(nlp, span_examples(nlp, TRAIN, spans_key), 40)
 
 
 @pytest.fixture(scope="module")
@@ -96,12 +90,7 @@ def tagger():
         ("They fight the will", ["PRP", "VBP", "DT", "NN"]),
         ("She will read books", ["PRP", "MD", "VB", "NNS"]),
     ]
-    examples = [Example.from_dict(nlp.make_doc(t), {"tags": tags}) for t, tags in data]
-    fix_random_seed(0)
-    optimizer = nlp.initialize(lambda: examples)
-    for _ in range(30):
-        nlp.update(examples, sgd=optimizer)
-    return nlp
+    return fit(nlp, [Example.from_dict(nlp.make_doc(t), {"tags": tags}) for t, tags in data], 30)
 
 
 def test_token_confidences_after_retokenization_are_kept_or_none(tagger):

@@ -5,11 +5,10 @@ import sys
 import pytest
 import spacy
 import srsly
-from thinc.api import fix_random_seed
 
 from spacy_seqlab.cli.least_confident import least_confident
 
-from .tiny_pipelines import span_examples
+from .tiny_pipelines import fit, span_examples
 
 TRAIN = [
     ("Who is Shaka Khan in London ?", [(2, 4, "PER"), (5, 6, "LOC")]),
@@ -29,11 +28,7 @@ TEXTS = [
 def pipeline(tmp_path_factory):
     nlp = spacy.blank("en")
     nlp.add_pipe("crf_ner")
-    examples = span_examples(nlp, TRAIN)
-    fix_random_seed(0)
-    optimizer = nlp.initialize(lambda: examples)
-    for _ in range(25):
-        nlp.update(examples, sgd=optimizer)
+    fit(nlp, span_examples(nlp, TRAIN), 25)
     path = tmp_path_factory.mktemp("model") / "ner"
     nlp.to_disk(path)
     return nlp, path

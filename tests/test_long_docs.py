@@ -18,7 +18,7 @@ from spacy_seqlab.crf import (
 from spacy_seqlab.layers.crf import CRFScores, potentials_of
 
 from .crf_brute_force import brute_force, random_problem
-from .tiny_pipelines import span_examples
+from .tiny_pipelines import fit, span_examples
 
 
 @pytest.fixture
@@ -128,11 +128,7 @@ TRAIN = [
 def ner():
     nlp = spacy.blank("en")
     nlp.add_pipe("crf_ner")
-    examples = span_examples(nlp, TRAIN)
-    optimizer = nlp.initialize(lambda: examples)
-    for _ in range(30):
-        nlp.update(examples, sgd=optimizer)
-    return nlp
+    return fit(nlp, span_examples(nlp, TRAIN), 30)
 
 
 @pytest.fixture(scope="module")
@@ -144,10 +140,7 @@ def tagger():
         Example.from_dict(Doc(nlp.vocab, words=w), {"words": w, "tags": [x[:2].upper() for x in w]})
         for w in words
     ]
-    optimizer = nlp.initialize(lambda: examples)
-    for _ in range(30):
-        nlp.update(examples, sgd=optimizer)
-    return nlp
+    return fit(nlp, examples, 30)
 
 
 def long_words(n):

@@ -92,16 +92,22 @@ def examples(nlp: spacy.Language, factory: str):
     return [Example.from_dict(nlp.make_doc(t), {"tags": tags}) for t, tags in TAGGED]
 
 
+def fit(nlp: spacy.Language, data, steps: int) -> spacy.Language:
+    """``nlp`` initialized on ``data`` (examples) and updated ``steps`` times on all of
+    it, from random seed 0."""
+    fix_random_seed(0)
+    optimizer = nlp.initialize(lambda: data)
+    for _ in range(steps):
+        nlp.update(data, sgd=optimizer)
+    return nlp
+
+
 def train(factory: str, config: dict) -> spacy.Language:
     """A blank English pipeline with one ``factory`` component, 3 updates."""
     fix_random_seed(0)
     nlp = spacy.blank("en")
     nlp.add_pipe(factory, config=config)
-    data = examples(nlp, factory)
-    optimizer = nlp.initialize(lambda: data)
-    for _ in range(3):
-        nlp.update(data, sgd=optimizer)
-    return nlp
+    return fit(nlp, examples(nlp, factory), 3)
 
 
 def predictions(nlp: spacy.Language):

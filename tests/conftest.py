@@ -41,10 +41,26 @@ def tiny_vectors(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def one_torch_thread():
     """Small torch ops on 2 busy cores run several times faster on one thread (for the
-    modules of the recurrent layers: ``pytestmark = usefixtures("one_torch_thread")``)."""
-    import torch
+    modules of the recurrent layers: ``pytestmark = usefixtures("one_torch_thread")``).
+    Without torch, the tests that use it skip."""
+    torch = pytest.importorskip("torch", reason="the recurrent extra (torch) is not installed")
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def pytest_unconfigure(config):
+    """Drop the log handlers that still write to pytest's capture of stderr. Ray Data's
+    console handler keeps the stream ``sys.stderr`` was when ``ray.data`` was first
+    imported, inside a test: pytest's capture, closed after the run. A record logged at
+    interpreter exit (Ray's own atexit shutdown) would then print a "--- Logging error ---"
+    traceback after pytest's summary line."""
+    import logging
+
+    for logger in [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]:
+        for handler in list(getattr(logger, "handlers", [])):
+            stream = getattr(handler, "stream", None)
+            if type(stream).__module__.startswith("_pytest"):
+                logger.removeHandler(handler)

@@ -1,6 +1,9 @@
 """Run Python in a fresh interpreter as if some packages were not installed: importing
 them fails and their entry points are hidden from spaCy's registries."""
+import importlib.util
 from typing import Sequence
+
+import pytest
 
 
 def without_packages(packages: Sequence[str]) -> str:
@@ -20,3 +23,15 @@ catalogue.AVAILABLE_ENTRY_POINTS = importlib.metadata.EntryPoints(
     ep for dist in importlib.metadata.distributions() for ep in dist.entry_points
     if ep.value.split(":")[0].split(".")[0] not in BLOCKED)
 """
+
+
+# the registered names of the layers that run on torch
+TORCH_LAYERS = ("spacy_seqlab.RNNEncoder.v1", "spacy_seqlab.CharBiLSTM.v1")
+
+
+def skip_without_torch(config_text: str) -> None:
+    """Skip the calling test if ``config_text`` builds a torch layer and torch is missing."""
+    if importlib.util.find_spec("torch") is None:
+        for name in TORCH_LAYERS:
+            if name in config_text:
+                pytest.skip(f"the recurrent extra (torch) is not installed: the config builds {name}")

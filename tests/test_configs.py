@@ -16,7 +16,7 @@ from spacy.util import load_config, load_model_from_config
 
 from spacy_seqlab.extras import install_hint
 
-from .missing_packages import without_packages
+from .missing_packages import skip_without_torch, without_packages
 
 CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.cfg"))
 
@@ -51,6 +51,7 @@ def corpus(tmp_path_factory) -> Path:
 def paths(corpus: Path, config_path: Path, request) -> dict:
     """Train and dev on the tiny corpus; transformer configs get the tiny local BERT,
     vectors configs the tiny local vectors table."""
+    skip_without_torch(config_path.read_text(encoding="utf8"))
     out = {"paths.train": str(corpus), "paths.dev": str(corpus)}
     config_paths = load_config(config_path, interpolate=False)["paths"]
     if "transformer" in config_paths:

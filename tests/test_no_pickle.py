@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 import spacy
 import srsly
-import torch
+
+torch = pytest.importorskip("torch", reason="the recurrent extra (torch) is not installed")
 from thinc.api import PyTorchWrapper_v2
 
 from spacy_seqlab.layers.torch_wrapper import deserialize_state, serialize_state

@@ -64,9 +64,14 @@ setup(
             "spacy_seqlab.CharWordEmbed.v1 = spacy_seqlab.embeddings:build_char_word_embed",
             "spacy_seqlab.TransformerCharWordEmbed.v1 = spacy_seqlab.embeddings:build_transformer_char_word_embed",
             "spacy_seqlab.RNNEncoder.v1 = spacy_seqlab.layers.rnn:RNNEncoder",
+            "spacy_seqlab.FineTunedVectors.v1 = spacy_seqlab.layers.word_vectors:FineTunedVectors",
+            "spacy_seqlab.WordCharEmbed.v1 = spacy_seqlab.embeddings:build_word_char_embed",
         ],
         "spacy_callbacks": [
             "spacy_seqlab.require_extra.v1 = spacy_seqlab.extras:make_require_extra",
+        ],
+        "thinc_optimizers": [
+            "spacy_seqlab.SGDMomentum.v1 = spacy_seqlab.optimizers:make_sgd_momentum",
         ],
         "thinc_schedules": [
             "spacy_seqlab.warmup_linear.v1 = spacy_seqlab.schedules:make_warmup_linear",

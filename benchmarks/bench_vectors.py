@@ -98,14 +98,16 @@ def run_key(task: str, arch: str, seed: int) -> str:
 
 
 def run_one(task: str, arch: str, seed: int, corpus: Path, args: argparse.Namespace,
-            work: Path, variant: str = "", variant_overrides: Optional[Dict[str, Any]] = None
-            ) -> Dict[str, Any]:
+            work: Path, variant: str = "", variant_overrides: Optional[Dict[str, Any]] = None,
+            config: Optional[Path] = None, prefix: str = "vectors") -> Dict[str, Any]:
     """Train, pick ``model-best`` on dev and score the test split; ``variant`` names
-    config overrides on top of the config (ablate_vectors.py), with a run dir of its own."""
+    config overrides on top of the config (ablate_vectors.py, bench_paper.py), with a run
+    dir of its own; ``config`` replaces the ``TASK:ARCH`` config (bench_paper.py)."""
     args.seed = seed
     t = TASKS[task]
     name = f"{arch}_{variant}" if variant else arch
-    run_dir = work / "runs" / f"vectors_{task}_{name}_s{args.steps}_seed{seed}"
+    run_dir = work / "runs" / f"{prefix}_{task}_{name}_s{args.steps}_seed{seed}"
+    config = config or config_path(task, arch)
     vectors = Path(args.vectors)  # a directory, or an installed package's name
     overrides: Dict[str, Any] = {} if arch == "crf_novectors" else {
         "paths.vectors": str(vectors.resolve()) if vectors.exists() else args.vectors}
@@ -113,7 +115,7 @@ def run_one(task: str, arch: str, seed: int, corpus: Path, args: argparse.Namesp
     if arch in TRF_ARCHS:
         overrides["paths.transformer"] = args.transformer
     spec = make_spec(
-        arch, f"{task} {name} seed {seed}", str(config_path(task, arch)),
+        arch, f"{task} {name} seed {seed}", str(config),
         split_file(task, corpus, "train"), split_file(task, corpus, "dev"),
         split_file(task, corpus, "test"), run_dir, args, overrides,
         task=task, score_key=t["score_key"], export_tokens=t.get("attr"),

@@ -7,10 +7,13 @@
 #   WORKFLOW=trf CONFIG=ewt_upos_trf_crf bash scripts/run_workflow.sh  # transformer + CRF
 #     (installs the transformers extra and the offline MiniLM; slow on CPU: MAX_STEPS=500)
 #   CONFIG=conll03_vectors_crf bash scripts/run_workflow.sh  # static vectors: fetched first
+#   CONFIG=conll03_paper_bilstm_cnn_crf MAX_STEPS=20000 bash scripts/run_workflow.sh  # GloVe: fetched first
 # The workflow follows the config's name unless WORKFLOW is set: conll03_* -> ner,
 # conll00_* -> chunk (CONFIG and MAX_STEPS then set ner/chunk_config and _max_steps),
 # ewt_*_trf_* -> trf, others -> all. Configs with static vectors run the `vectors` step
-# (vars.vectors, default assets/en_core_web_md, made offline from en_core_web_md).
+# (vars.vectors, default assets/en_core_web_md, made offline from en_core_web_md); configs
+# whose static_vectors is GloVe's directory (the *_paper_* configs) run the `glove` step and
+# train with it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -41,6 +44,11 @@ else
 fi
 
 VARS=(--vars.config "$CONFIG" --vars.max_steps "$MAX_STEPS")
+CONFIG_VECTORS=$(sed -n 's/^static_vectors = "\(.*\)"$/\1/p' "configs/$CONFIG.cfg")
+if [[ "$CONFIG_VECTORS" == *glove* ]]; then
+    .venv/bin/python -m pip install --quiet -c constraints.txt -e ".[parquet]"  # GloVe's word index
+    VARS+=(--vars.glove "$CONFIG_VECTORS" --vars.vectors "$CONFIG_VECTORS")
+fi
 case "$WORKFLOW" in
     ner) VARS+=(--vars.ner_config "$CONFIG" --vars.ner_max_steps "$MAX_STEPS") ;;
     chunk) VARS+=(--vars.chunk_config "$CONFIG" --vars.chunk_max_steps "$MAX_STEPS") ;;
@@ -51,7 +59,9 @@ esac
 ASSET_ARGS=()
 case "$WORKFLOW" in ner|chunk) ASSET_ARGS=(--extra) ;; esac
 .venv/bin/python -m spacy project assets . ${ASSET_ARGS[@]+"${ASSET_ARGS[@]}"}
-if grep -q "^static_vectors = " "configs/$CONFIG.cfg"; then
+if [[ "$CONFIG_VECTORS" == *glove* ]]; then
+    .venv/bin/python -m spacy project run glove . "${VARS[@]}"
+elif [ -n "$CONFIG_VECTORS" ]; then
     .venv/bin/python -m spacy project run vectors . "${VARS[@]}"
 fi
 if [[ "$CONFIG" == *_trf_* ]] && [ "$WORKFLOW" != trf ]; then

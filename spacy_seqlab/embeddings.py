@@ -1,5 +1,5 @@
 """Word + character token embeddings: the ``embed`` part of ``spacy.Tok2Vec.v2``."""
-from typing import List
+from typing import List, Optional
 
 from spacy.ml.models import MultiHashEmbed
 from spacy.tokens import Doc
@@ -65,3 +65,19 @@ def _project(
     )
     model.set_dim("nO", width)
     return model
+
+
+@registry.architectures("spacy_seqlab.WordCharEmbed.v1")
+def build_word_char_embed(
+    words: Model[List[Doc], List[Floats2d]],
+    char_embed: Model[List[Doc], List[Floats2d]],
+    features: Optional[Model[List[Doc], List[Floats2d]]] = None,
+) -> Model[List[Doc], List[Floats2d]]:
+    """The papers' token representation: a word embedding (e.g.
+    ``spacy_seqlab.FineTunedVectors.v1``) and a character layer, plus optional extra
+    ``features`` (e.g. ``spacy.MultiHashEmbed.v2`` rows), concatenated with no projection.
+    Output: ``(n_tokens, sum of the parts' widths)`` per doc; the encoder (e.g.
+    ``spacy_seqlab.RNNEncoder.v1``, whose ``dropout`` applies to this input) infers it.
+    """
+    parts = [words, char_embed] + ([features] if features is not None else [])
+    return concatenate(*parts)

@@ -12,6 +12,7 @@ GROUPS = {
     "spacy_callbacks": registry.callbacks,
     "thinc_layers": registry.layers,
     "thinc_schedules": registry.schedules,
+    "thinc_optimizers": registry.optimizers,
 }
 ENTRY_POINTS = [
     (group, ep)

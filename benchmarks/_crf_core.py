@@ -11,7 +11,7 @@ another's figures.
 import os
 from typing import Any, Dict
 
-from _env import RESULTS, WORK, locked_runs, machine, markdown_header, now, versions, write_results
+from _env import RESULTS, WORK, header, locked_runs, markdown_header, write_results  # noqa: E402
 
 STEM = "crf_core"
 SETTINGS = {"stem": STEM}
@@ -23,10 +23,7 @@ def record(key: str, part: Dict[str, Any], out_dir: str = RESULTS) -> Dict[str, 
     with locked_runs(out_dir, WORK, STEM, SETTINGS) as runs:
         runs[key] = part
         result = {
-            "date": now(),
-            "versions": versions("numpy", "torch", "thinc", "spacy", "pytorch-crf", "hypothesis",
-                                 "spacy-seqlab"),
-            "machine": machine(),
+            **header("numpy", "torch", "thinc", "spacy", "pytorch-crf", "hypothesis", "spacy-seqlab"),
             "settings": SETTINGS,
             "runs": dict(sorted(runs.items())),
             "targets": [t for _, p in sorted(runs.items()) for t in p.get("targets", [])],

@@ -1,4 +1,5 @@
-"""Shared helpers for the benchmarks: versions, machine, BLAS threads, timing."""
+"""Shared helpers for the benchmarks: versions, machine, BLAS threads, timing, results
+files, and the corpora and token scores of the training benchmarks."""
 import contextlib
 import ctypes
 import datetime
@@ -8,9 +9,11 @@ import json
 import os
 import platform
 import statistics
+import sys
 import time
 from importlib import metadata
-from typing import Any, Callable, Dict, Iterator, List
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 WORK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "work")
@@ -193,3 +196,108 @@ def locked_runs(out_dir: str, work_dir: str, stem: str, settings: Dict[str, Any]
             print(f"NOTE: {path} has other settings ({old.get('settings')}); its runs are "
                   "replaced", flush=True)
         yield runs
+
+
+def header(*packages: str) -> Dict[str, Any]:
+    """The fields every results file opens with: date, Python and ``packages`` versions,
+    machine, 1-minute load averages and the command line."""
+    return {"date": now(), "versions": versions(*packages), "machine": machine(),
+            "loadavg": [round(x, 2) for x in os.getloadavg()],
+            "command": " ".join([f"benchmarks/{os.path.basename(sys.argv[0])}", *sys.argv[1:]])}
+
+
+def tagged(stem: str, tag: str) -> str:
+    """A results file's stem, with the ``--tag`` suffix if one is given."""
+    return f"{stem}_{tag}" if tag else stem
+
+
+@contextlib.contextmanager
+def updated_results(args: Any, stem: str, settings: Dict[str, Any], packages: Sequence[str],
+                    to_markdown: Callable[[Dict[str, Any]], str]) -> Iterator[Dict[str, Any]]:
+    """The result of ``args.out/STEM[_TAG].json``: ``header`` + ``settings`` + the
+    ``runs`` kept from other invocations with the same settings (under ``locked_runs``).
+    The block adds its runs (and any other field); then JSON and Markdown are rewritten."""
+    stem = tagged(stem, args.tag)
+    with locked_runs(args.out, args.work, stem, settings) as runs:
+        result = {**header(*packages), "settings": settings, "runs": runs}
+        yield result
+        write_results(args.out, stem, result, to_markdown(result))
+
+
+def fmt(x: Any, spec: str = ".2f", none: str = "-") -> str:
+    return none if x is None else format(x, spec)
+
+
+# --- the training benchmarks' corpora and scores ------------------------------------
+def corpus_file(corpus: Path, split: str) -> Path:
+    """The UD English EWT split in a converted corpus folder."""
+    return corpus / f"en_ewt-ud-{split}.spacy"
+
+
+def split_file(task: str, directory: Path, split: str) -> Path:
+    return corpus_file(directory, split) if task.startswith("ewt_") else directory / f"{split}.spacy"
+
+
+def train_forms(path: Path, limit: int) -> Set[str]:
+    """Word forms of the training split (its first ``limit`` non-empty docs if set,
+    as spaCy's Corpus reads them)."""
+    import spacy
+    from spacy.tokens import DocBin
+
+    forms: Set[str] = set()
+    n = 0
+    for doc in DocBin().from_disk(path).get_docs(spacy.blank("en").vocab):
+        if not len(doc):
+            continue
+        forms.update(t.text for t in doc)
+        n += 1
+        if limit and n >= limit:
+            break
+    return forms
+
+
+def dir_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def token_scores(tokens_path: Path, forms: Set[str]) -> Dict[str, Any]:
+    """Accuracy over all and over OOV test tokens (gold value not empty)."""
+    tokens = json.loads(tokens_path.read_text())
+    ok = n = oov_ok = oov_n = 0
+    for words, gold, pred in zip(tokens["words"], tokens["gold"], tokens["pred"]):
+        for w, g, p in zip(words, gold, pred):
+            if not g:
+                continue
+            hit = g == p
+            ok += hit
+            n += 1
+            if w not in forms:
+                oov_ok += hit
+                oov_n += 1
+    return {"acc": 100 * ok / n if n else None, "tokens": n,
+            "oov_acc": 100 * oov_ok / oov_n if oov_n else None, "oov_tokens": oov_n,
+            "attr": tokens["attr"]}
+
+
+def limit_overrides(limit: int) -> Dict[str, Any]:
+    """Config overrides that train and evaluate on the first ``limit`` docs (0: all)."""
+    return {"corpora.train.limit": limit, "corpora.dev.limit": limit} if limit else {}
+
+
+def trained_run(spec: Dict[str, Any], budget: str, forms: Optional[Set[str]] = None,
+                reuse: bool = False) -> Tuple[Dict[str, Any], Dict[str, Any]]:
+    """Train and test one ``_spacy_runs.make_spec`` spec (``train_and_infer``, log in
+    ``run.log``). Returns the run's record (finish time, config, score key, the
+    child's record, model size) with, given the training ``forms``, the token and OOV
+    accuracy of the test export; and the inference result."""
+    from _spacy_runs import train_and_infer
+
+    key, output = spec["score_key"], Path(spec["output"])
+    record, inf = train_and_infer(spec, output / "run.log", budget,
+                                  lambda r: f"{key} {r['scores'][key] * 100:.2f}", reuse=reuse)
+    run = {"finished": now(), "config": spec["config"], "score_key": key, **record,
+           "model_bytes": dir_bytes(output / "model-last"), "log": str(output / "run.log")}
+    if forms is not None:
+        run["tokens"] = token_scores(Path(inf["test_tokens"]), forms)
+        run["oov_acc"] = run["tokens"]["oov_acc"]
+    return run, inf

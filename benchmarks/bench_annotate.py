@@ -31,7 +31,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
 from _env import (  # noqa: E402
-    RESULTS, WORK, blas_info, machine, markdown_header, now, versions, wait_idle, write_results,
+    RESULTS, WORK, blas_info, header, markdown_header, wait_idle, write_results,
 )
 from bench_tagger import prepare_corpus  # noqa: E402
 
@@ -179,8 +179,7 @@ def main() -> None:
          "met": kill["missing"] == 0 and kill["worker_killed"]},
     ]
     result = {
-        "date": now(), "machine": machine(),
-        "versions": versions("spacy", "thinc", "numpy", "ray", "pyarrow"),
+        **header("spacy", "thinc", "numpy", "ray", "pyarrow"),
         "blas": blas_info(), "load_avg_start": idle,
         "settings": {"docs": args.docs, "corpus": "UD English EWT train sentences, repeated",
                      "model": "crf_tagger, configs/ewt_xpos_crf.cfg", "train_steps": args.steps,

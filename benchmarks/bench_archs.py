@@ -57,9 +57,13 @@ from typing import Any, Dict, List, Optional, Set
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from _env import RESULTS, blas_info, locked_runs, machine, now, versions, write_results  # noqa: E402
+# bench_vectors.py imports dir_bytes, split_file, token_scores and train_forms from here
+from _env import (  # noqa: E402,F401
+    RESULTS, blas_info, dir_bytes, fmt, limit_overrides, now, split_file, token_scores,
+    train_forms, trained_run, updated_results,
+)
 from _spacy_runs import (  # noqa: E402
-    ROOT, add_common_args, init_spacy_config, make_spec, train_and_infer,
+    ROOT, add_common_args, init_spacy_config, make_spec,
 )
 
 ARCHS = ["bilstm_crf", "charlstm_bilstm_crf", "charcnn_bilstm_crf", "bigru_crf",
@@ -77,6 +81,7 @@ TARGETS = {
 }
 SETTINGS = ("epochs", "steps", "limit", "seed", "eval_frequency", "batch_size", "passes",
             "torch_threads", "blas_threads")
+PACKAGES = ("numpy", "torch", "thinc", "spacy", "spacy-seqlab")
 
 
 # --- data ---------------------------------------------------------------------------
@@ -98,32 +103,6 @@ def corpora(tasks: List[str], work: Path) -> Dict[str, Dict[str, Path]]:
 
         out["conll03"] = {"plain": prepare_corpora(NER_TASKS["ner"], "ner", work)["ents"]}
     return out
-
-
-def split_file(task: str, directory: Path, split: str) -> Path:
-    if task.startswith("ewt_"):
-        from bench_tagger import corpus_file
-
-        return corpus_file(directory, split)
-    return directory / f"{split}.spacy"
-
-
-def train_forms(path: Path, limit: int) -> Set[str]:
-    """Word forms of the training split (its first ``limit`` non-empty docs if set,
-    as spaCy's Corpus reads them)."""
-    import spacy
-    from spacy.tokens import DocBin
-
-    forms: Set[str] = set()
-    n = 0
-    for doc in DocBin().from_disk(path).get_docs(spacy.blank("en").vocab):
-        if not len(doc):
-            continue
-        forms.update(t.text for t in doc)
-        n += 1
-        if limit and n >= limit:
-            break
-    return forms
 
 
 # --- one run ------------------------------------------------------------------------
@@ -151,64 +130,25 @@ def build_spec(task: str, arch: str, data: Dict[str, Path], args: argparse.Names
             score_key, export = f"{t['attr']}_acc", t["attr"]
     else:
         score_key, export = "ents_f", None
-    overrides: Dict[str, Any] = {}
-    if args.limit:
-        overrides.update({"corpora.train.limit": args.limit, "corpora.dev.limit": args.limit})
     return make_spec(
         arch, f"{task} {arch}", str(config), split_file(task, corpus, "train"),
         split_file(task, corpus, "dev"), split_file(task, corpus, "test"), run_dir, args,
-        overrides, task=task, score_key=score_key, export_tokens=export,
+        limit_overrides(args.limit), task=task, score_key=score_key, export_tokens=export,
         test_limit=args.limit, torch_threads=args.torch_threads,
     )
-
-
-def dir_bytes(path: Path) -> int:
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-
-
-def token_scores(tokens_path: Path, forms: Set[str]) -> Dict[str, Any]:
-    """Accuracy over all and over OOV test tokens (gold value not empty)."""
-    tokens = json.loads(tokens_path.read_text())
-    ok = n = oov_ok = oov_n = 0
-    for words, gold, pred in zip(tokens["words"], tokens["gold"], tokens["pred"]):
-        for w, g, p in zip(words, gold, pred):
-            if not g:
-                continue
-            hit = g == p
-            ok += hit
-            n += 1
-            if w not in forms:
-                oov_ok += hit
-                oov_n += 1
-    return {"acc": 100 * ok / n if n else None, "tokens": n,
-            "oov_acc": 100 * oov_ok / oov_n if oov_n else None, "oov_tokens": oov_n,
-            "attr": tokens["attr"]}
 
 
 def run_one(task: str, arch: str, data: Dict[str, Path], forms: Optional[Set[str]],
             args: argparse.Namespace, work: Path) -> Dict[str, Any]:
     spec = build_spec(task, arch, data, args, work)
-    key = spec["score_key"]
-    log = Path(spec["output"]) / "run.log"
     budget = f"{args.epochs} epochs" if args.epochs else f"{args.steps} steps"
-    record, inf = train_and_infer(
-        spec, log, budget, lambda r: f"{key} {r['scores'][key] * 100:.2f}")
+    accuracy = TASKS[task]["metric"] == "accuracy"
+    run, inf = trained_run(spec, budget, (forms or set()) if accuracy else None)
     scores = inf["scores"]
-    run: Dict[str, Any] = {
-        "finished": now(),
-        "config": spec["config"],
-        "score_key": key,
-        "test_score": scores[key] * 100,
-        **record,
-        "model_bytes": dir_bytes(Path(spec["output"]) / "model-last"),
-        "s_per_epoch": record["train_s"] / args.epochs if args.epochs else None,
-        "threads": inf.get("threads"),
-        "log": str(log),
-    }
-    if TASKS[task]["metric"] == "accuracy":
-        tok = token_scores(Path(inf["test_tokens"]), forms or set())
-        run["tokens"] = tok
-        run["oov_acc"] = tok["oov_acc"]
+    run.update(test_score=scores[spec["score_key"]] * 100, threads=inf.get("threads"),
+               s_per_epoch=run["train_s"] / args.epochs if args.epochs else None)
+    if accuracy:
+        tok = run["tokens"]
         print(f"    OOV accuracy {tok['oov_acc']:.2f} ({tok['oov_tokens']} tokens); token "
               f"accuracy from the export {tok['acc']:.2f}", flush=True)
     else:
@@ -246,10 +186,6 @@ def flair_summary(flair_dir: Path, task: str) -> Optional[Dict[str, Any]]:
 
 
 # --- results ------------------------------------------------------------------------
-def settings(args: argparse.Namespace) -> Dict[str, Any]:
-    return {k: getattr(args, k) for k in SETTINGS}
-
-
 def summarize(runs: Dict[str, Dict[str, Any]], flair: Dict[str, Any]) -> Dict[str, Any]:
     """Ratios to flair per run and the targets."""
     vs_flair: Dict[str, Dict[str, Any]] = {}
@@ -288,15 +224,11 @@ def summarize(runs: Dict[str, Dict[str, Any]], flair: Dict[str, Any]) -> Dict[st
     return {"vs_flair": vs_flair, "targets": targets}
 
 
-def fmt(x: Any, spec: str = ".2f", none: str = "-") -> str:
-    return none if x is None else format(x, spec)
-
-
 def to_markdown(result: Dict[str, Any]) -> str:
     m, s = result["machine"], result["settings"]
     budget = f"{s['epochs']} epochs" if s["epochs"] else f"{s['steps']} steps"
     lines = [
-        "# Architecture benchmark (issue C): neural CRF taggers vs spaCy default vs flair",
+        "# Architecture benchmark: neural CRF taggers vs spaCy default vs flair",
         "",
         f"Last update {result['date']}; {m['cpu_model']}, {m['nproc']} cores; load average "
         f"(1/5/15 min) at this update {', '.join(f'{x:.2f}' for x in result['loadavg'])}. "
@@ -384,28 +316,19 @@ def to_markdown(result: Dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def settings(args: argparse.Namespace) -> Dict[str, Any]:
+    return {k: getattr(args, k) for k in SETTINGS}
+
+
 def write(args: argparse.Namespace, new_runs: Dict[str, Dict[str, Any]]) -> None:
-    """Merge ``new_runs`` into the result file (under a lock; runs from other
-    invocations with the same settings are kept) and rewrite JSON and Markdown."""
-    stem = "archs" + (f"_{args.tag}" if args.tag else "")
-    with locked_runs(args.out, args.work, stem, settings(args)) as runs:
+    """Merge ``new_runs`` into the result file (runs of other invocations with the same
+    settings are kept) and rewrite JSON and Markdown."""
+    with updated_results(args, "archs", settings(args), PACKAGES, to_markdown) as result:
         for task, archs in new_runs.items():
-            runs.setdefault(task, {}).update(archs)
+            result["runs"].setdefault(task, {}).update(archs)
         flair = {t: f for t in TASKS if (f := flair_summary(Path(args.flair_dir), t))}
-        result = {
-            "date": now(),
-            "versions": versions("numpy", "torch", "thinc", "spacy", "spacy-seqlab"),
-            "machine": machine(),
-            "loadavg": os.getloadavg(),
-            "parent_threads": blas_info(),
-            "settings": settings(args),
-            "command": " ".join(sys.argv),
-            "targets": TARGETS,
-            "runs": runs,
-            "flair": flair,
-            "summary": summarize(runs, flair),
-        }
-        write_results(args.out, stem, result, to_markdown(result))
+        result.update(parent_threads=blas_info(), targets=TARGETS, flair=flair,
+                      summary=summarize(result["runs"], flair))
 
 
 def done_runs(args: argparse.Namespace) -> Set[tuple]:

@@ -28,8 +28,7 @@ from torchcrf import CRF as TorchCRF  # noqa: E402
 
 from _crf_core import record  # noqa: E402
 from _env import (  # noqa: E402
-    RESULTS, blas_info, machine, now, set_blas_threads, time_interleaved, versions, wait_idle,
-    write_results,
+    RESULTS, blas_info, header, set_blas_threads, time_interleaved, wait_idle, write_results,
 )
 from spacy_seqlab.crf import ChainPotentials, forward_backward, sequence_scores, viterbi  # noqa: E402
 from spacy_seqlab.layers.crf import CRFScores, crf_decode, crf_loss  # noqa: E402
@@ -257,9 +256,7 @@ def main() -> None:
         cases.append(run_case(case, args.reps, args.warmup))
 
     result = {
-        "date": now(),
-        "versions": versions("numpy", "torch", "thinc", "spacy", "pytorch-crf", "spacy-seqlab"),
-        "machine": machine(),
+        **header("numpy", "torch", "thinc", "spacy", "pytorch-crf", "spacy-seqlab"),
         "threads": threads,
         "reps": args.reps,
         "warmup": args.warmup,

@@ -56,7 +56,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
-from _env import RESULTS, WORK, machine, now, versions, write_results  # noqa: E402
+from _env import RESULTS, WORK, header, write_results  # noqa: E402
 
 Sentence_ = List[Tuple[str, str]]  # [(word, tag)]
 
@@ -345,11 +345,8 @@ def main() -> None:
     n_train_tok = stats["train"]["tokens"]
     result: Dict[str, Any] = {
         "benchmark": "flair SequenceTagger baseline (BiLSTM-CRF + char BiLSTM, no pretrained embeddings)",
-        "date": now(),
+        **header("flair", "torch", "numpy", "scikit-learn"),
         "task": args.task,
-        "command": " ".join([Path(sys.executable).name] + sys.argv),
-        "versions": versions("flair", "torch", "numpy", "scikit-learn"),
-        "machine": machine(),
         "threads": {"torch.set_num_threads": args.threads,
                     "torch.get_num_threads": torch.get_num_threads(),
                     "torch.get_num_interop_threads": torch.get_num_interop_threads()},

@@ -37,8 +37,7 @@ from thinc.api import fix_random_seed  # noqa: E402
 
 from _crf_core import record  # noqa: E402
 from _env import (  # noqa: E402
-    RESULTS, WORK, blas_info, machine, markdown_header, now, set_blas_threads, versions,
-    wait_idle, write_results,
+    RESULTS, WORK, blas_info, header, markdown_header, set_blas_threads, wait_idle, write_results,
 )
 from _spacy_runs import SHARED_DATA  # noqa: E402
 from spacy_seqlab.crf import forward_backward, long_rows, viterbi  # noqa: E402
@@ -248,14 +247,10 @@ def main() -> None:
     settings = {k: getattr(args, k) for k in ("tokens", "doc_tokens", "tagger_steps", "ner_steps",
                                               "batch_size", "reps", "blas_threads")}
     result = {
-        "date": now(),
-        "versions": versions("numpy", "thinc", "spacy", "spacy-seqlab"),
-        "machine": machine(),
+        **header("numpy", "thinc", "spacy", "spacy-seqlab"),
         "blas": blas_info(),
-        "loadavg": [round(x, 2) for x in os.getloadavg()],
         "idle": idle,
         "settings": settings,
-        "command": " ".join(["benchmarks/bench_long_docs.py"] + sys.argv[1:]),
         "components": {c: run_component(c, args) for c in args.components},
     }
     markdown = to_markdown(result)

@@ -35,7 +35,7 @@ from typing import Any, Dict, Optional
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from _env import write_results  # noqa: E402
+from _env import corpus_file, write_results  # noqa: E402
 from _spacy_runs import (  # noqa: E402
     config_difference_lines,
     ROOT, SHARED_DATA, add_common_args, make_configs, make_spec, markdown_intro,
@@ -50,10 +50,6 @@ HEADS = {"spacy_tagger": "tagger", "crf_tagger": "crf_tagger"}
 
 
 # --- data and configs ---------------------------------------------------------------
-def corpus_file(corpus: Path, split: str) -> Path:
-    return corpus / f"en_ewt-ud-{split}.spacy"
-
-
 def prepare_corpus(corpus: Optional[str], work: Path) -> Path:
     """The .spacy corpus: ``--corpus`` if given, else ``spacy convert -c conllu -n 10``."""
     if corpus:

@@ -31,9 +31,11 @@ from typing import Any, Dict, Optional
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from _env import locked_runs, machine, markdown_header, now, versions, write_results  # noqa: E402
-from _spacy_runs import ROOT, add_common_args, make_spec, train_and_infer  # noqa: E402
-from bench_archs import corpora, dir_bytes, split_file, token_scores, train_forms  # noqa: E402
+from _env import (  # noqa: E402
+    limit_overrides, markdown_header, now, split_file, trained_run, train_forms, updated_results,
+)
+from _spacy_runs import ROOT, add_common_args, make_spec  # noqa: E402
+from bench_archs import corpora  # noqa: E402
 
 ARCHS = ["trf_crf", "trf_softmax"]
 TASKS = {"ewt_upos": "UD EWT UPOS acc", "ewt_xpos": "UD EWT XPOS acc", "conll03": "CoNLL-2003 F1"}
@@ -111,9 +113,7 @@ def run_one(task: str, arch: str, data: Dict[str, Path], forms: Optional[set],
     else:
         score_key = "tag_acc" if tagger_head or task == "ewt_xpos" else "pos_acc"
         export = score_key[:3]
-    overrides: Dict[str, Any] = {"paths.transformer": args.transformer}
-    if args.limit:
-        overrides.update({"corpora.train.limit": args.limit, "corpora.dev.limit": args.limit})
+    overrides = {"paths.transformer": args.transformer, **limit_overrides(args.limit)}
     spec = make_spec(
         arch, f"{task} {arch}", str(ROOT / "configs" / f"{task}_{arch}.cfg"),
         split_file(task, corpus, "train"), split_file(task, corpus, "dev"),
@@ -121,15 +121,9 @@ def run_one(task: str, arch: str, data: Dict[str, Path], forms: Optional[set],
         score_key=score_key, export_tokens=export, test_limit=args.limit,
         torch_threads=args.torch_threads,
     )
-    log = run_dir / "run.log"
-    record, inf = train_and_infer(
-        spec, log, f"{args.epochs} epochs", lambda r: f"{score_key} {r['scores'][score_key] * 100:.2f}",
-        reuse=True)
-    run: Dict[str, Any] = {
-        "finished": now(), "config": spec["config"], **record,
-        "model_bytes": dir_bytes(run_dir / "model-last"),
-        "s_per_epoch": record["train_s"] / args.epochs, "log": str(log),
-    }
+    token_forms = None if task == "conll03" else forms or set()
+    run, inf = trained_run(spec, f"{args.epochs} epochs", token_forms, reuse=True)
+    run["s_per_epoch"] = run["train_s"] / args.epochs
     if task == "conll03":
         if tagger_head:
             spans = tag_span_scores(Path(inf["test_tokens"]))
@@ -140,9 +134,7 @@ def run_one(task: str, arch: str, data: Dict[str, Path], forms: Optional[set],
             run.update(test_score=s["ents_f"] * 100, p=s["ents_p"] * 100, r=s["ents_r"] * 100,
                        invalid_docs=0, docs=inf["test_docs"], score_key="ents_f")
     else:
-        tok = token_scores(Path(inf["test_tokens"]), forms or set())
-        run.update(test_score=inf["scores"][score_key] * 100, score_key=score_key,
-                   oov_acc=tok["oov_acc"], tokens=tok)
+        run["test_score"] = inf["scores"][score_key] * 100
     print(f"    {task} {arch}: {run['test_score']:.2f}", flush=True)
     return run
 
@@ -154,7 +146,7 @@ def settings(args: argparse.Namespace) -> Dict[str, Any]:
 def to_markdown(result: Dict[str, Any]) -> str:
     s = result["settings"]
     lines = [
-        "# Transformer + CRF vs transformer + softmax (issue D)",
+        "# Transformer + CRF vs transformer + softmax",
         "",
         markdown_header(result),
         "",
@@ -198,21 +190,11 @@ def to_markdown(result: Dict[str, Any]) -> str:
 
 def write(args: argparse.Namespace, task: str, arch: str, run: Dict[str, Any]) -> None:
     """Merge one run into the result file (under a lock) and rewrite JSON and Markdown."""
-    stem = "transformer" + (f"_{args.tag}" if args.tag else "")
-    with locked_runs(args.out, args.work, stem, settings(args)) as runs:
-        runs.setdefault(task, {})[arch] = run
-        result = {
-            "date": now(),
-            "versions": versions("numpy", "torch", "thinc", "spacy", "spacy-transformers",
-                                 "transformers", "spacy-seqlab"),
-            "machine": machine(),
-            "loadavg": os.getloadavg(),
-            "settings": settings(args),
-            "command": " ".join(sys.argv),
-            "targets": TARGETS,
-            "runs": runs,
-        }
-        write_results(args.out, stem, result, to_markdown(result))
+    packages = ("numpy", "torch", "thinc", "spacy", "spacy-transformers", "transformers",
+                "spacy-seqlab")
+    with updated_results(args, "transformer", settings(args), packages, to_markdown) as result:
+        result["runs"].setdefault(task, {})[arch] = run
+        result["targets"] = TARGETS
 
 
 def main() -> None:

@@ -35,7 +35,7 @@ from spacy.scorer import get_ner_prf  # noqa: E402
 from spacy.tokens import Doc, DocBin, Span  # noqa: E402
 from spacy.training import Example  # noqa: E402
 
-from _env import RESULTS, WORK, machine, markdown_header, now, versions, write_results  # noqa: E402
+from _env import RESULTS, WORK, header, markdown_header, write_results  # noqa: E402
 from spacy_seqlab.calibration import (  # noqa: E402
     expected_calibration_error,
     fit_component_temperature,
@@ -299,9 +299,7 @@ def main() -> None:
     ruler = ruler_f1(ner, ner_name, args.conll / "train.spacy", examples(ner, args.conll / "test.spacy", args.limit), False)
     ruler_mentions = ruler_f1(ner, ner_name, args.conll / "train.spacy", examples(ner, args.conll / "test.spacy", args.limit), True)
     result: Dict[str, Any] = {
-        "date": now(),
-        "versions": versions("spacy", "thinc", "numpy", "spacy-seqlab"),
-        "machine": machine(),
+        **header("spacy", "thinc", "numpy", "spacy-seqlab"),
         "setup": {"tagger": str(args.tagger), "bilstm_tagger": str(args.bilstm_tagger), "ner": str(args.ner), "bins": N_BINS, "limit": args.limit,
                   "note": "models: CNN tok2vec + static vectors (en_core_web_md), 2000 steps (short, CPU)"},
         "ewt_xpos_tokens": ewt,

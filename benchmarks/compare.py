@@ -1,4 +1,4 @@
-"""The lecture's comparison on real data (issue E): HMM, MEMM, feature CRF, BiLSTM-softmax,
+"""The lecture's comparison on real data: HMM, MEMM, feature CRF, BiLSTM-softmax,
 BiLSTM-CRF, char-CNN + BiLSTM-CRF and transformer + CRF, each trained once on UD English
 EWT XPOS (``configs/ewt_xpos_<model>.cfg``) and scored on the same test split.
 
@@ -26,10 +26,12 @@ from typing import Any, Dict, NamedTuple
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from _env import locked_runs, machine, markdown_header, now, versions, write_results  # noqa: E402
-from _spacy_runs import ROOT, add_common_args, make_spec, train_and_infer  # noqa: E402
-from bench_archs import dir_bytes, fmt, token_scores, train_forms  # noqa: E402
-from bench_tagger import corpus_file, prepare_corpus  # noqa: E402
+from _env import (  # noqa: E402
+    corpus_file, fmt, limit_overrides, markdown_header, now, tagged, train_forms, trained_run,
+    updated_results,
+)
+from _spacy_runs import ROOT, add_common_args, make_spec  # noqa: E402
+from bench_tagger import prepare_corpus  # noqa: E402
 from bench_transformer import minilm_dir, trf_run_dir  # noqa: E402
 
 
@@ -76,9 +78,8 @@ def run_model(model: str, corpus: Path, forms: set, args: argparse.Namespace,
     else:
         run_dir = work / "runs" / f"compare_{model}_e{margs.epochs}" \
             f"{'_l' + str(args.limit) if args.limit else ''}{'_' + args.tag if args.tag else ''}"
-    overrides: Dict[str, Any] = {"paths.transformer": args.transformer} if trf else {}
-    if args.limit:
-        overrides.update({"corpora.train.limit": args.limit, "corpora.dev.limit": args.limit})
+    overrides = {**({"paths.transformer": args.transformer} if trf else {}),
+                 **limit_overrides(args.limit)}
     spec = make_spec(
         model, f"ewt_xpos {model}", str(ROOT / "configs" / f"ewt_xpos_{model}.cfg"),
         corpus_file(corpus, "train"), corpus_file(corpus, "dev"), corpus_file(corpus, "test"),
@@ -86,22 +87,16 @@ def run_model(model: str, corpus: Path, forms: set, args: argparse.Namespace,
         test_limit=args.limit, torch_threads=args.trf_threads if trf else args.torch_threads,
     )
     budget = "1 pass (counting)" if model == "hmm" else f"{margs.epochs} epochs"
-    record, inf = train_and_infer(
-        spec, run_dir / "run.log", budget, lambda r: f"tag_acc {r['scores']['tag_acc'] * 100:.2f}",
-        reuse=True)
-    tok = token_scores(Path(inf["test_tokens"]), forms)
-    return {
-        "finished": now(), "config": spec["config"], "budget": budget, **record,
-        "test_acc": inf["scores"]["tag_acc"] * 100, "oov_acc": tok["oov_acc"], "tokens": tok,
-        "train_time_s": record["init_s"] + record["train_s"],
-        "model_bytes": dir_bytes(run_dir / "model-last"),
-    }
+    run, inf = trained_run(spec, budget, forms, reuse=True)
+    run.update(budget=budget, test_acc=inf["scores"]["tag_acc"] * 100,
+               train_time_s=run["init_s"] + run["train_s"])
+    return run
 
 
 def to_markdown(result: Dict[str, Any]) -> str:
     s = result["settings"]
     lines = [
-        "# Every model of the lecture on UD English EWT XPOS (issue E)",
+        "# Every model of the lecture on UD English EWT XPOS",
         "",
         markdown_header(result),
         "",
@@ -167,22 +162,11 @@ def settings(args: argparse.Namespace) -> Dict[str, Any]:
 def write(args: argparse.Namespace, model: str, run: Dict[str, Any]) -> None:
     """Merge one run into the result files (runs with the same settings are kept) and
     rewrite the JSON, Markdown and PNG."""
-    stem = "compare_ewt_xpos" + (f"_{args.tag}" if args.tag else "")
-    with locked_runs(args.out, args.work, stem, settings(args)) as runs:
-        runs[model] = run
-        plot(runs, Path(args.out) / f"{stem}.png")
-        result = {
-            "date": now(),
-            "versions": versions("numpy", "torch", "thinc", "spacy", "spacy-transformers",
-                                 "spacy-seqlab"),
-            "machine": machine(),
-            "loadavg": os.getloadavg(),
-            "settings": settings(args),
-            "command": " ".join(sys.argv),
-            "plot": f"{stem}.png",
-            "runs": runs,
-        }
-        write_results(args.out, stem, result, to_markdown(result))
+    packages = ("numpy", "torch", "thinc", "spacy", "spacy-transformers", "spacy-seqlab")
+    with updated_results(args, "compare_ewt_xpos", settings(args), packages, to_markdown) as result:
+        result["runs"][model] = run
+        result["plot"] = f"{tagged('compare_ewt_xpos', args.tag)}.png"
+        plot(result["runs"], Path(args.out) / result["plot"])
 
 
 def main() -> None:

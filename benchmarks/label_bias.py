@@ -23,7 +23,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 import numpy  # noqa: E402
 from spacy.language import Language  # noqa: E402
 
-from _env import RESULTS, now, versions, write_results  # noqa: E402
+from _env import RESULTS, header, write_results  # noqa: E402
 import spacy_seqlab.components.memm_tagger as memm_tagger  # noqa: E402
 from spacy_seqlab.crf import forward_backward, sequence_scores  # noqa: E402
 from spacy_seqlab.layers.crf import CRFScores, crf_decode, crf_loss  # noqa: E402
@@ -119,8 +119,7 @@ def main() -> None:
         "memm_tagger, CRF loss + CRF Viterbi": globally_normalized_memm(),
     }
     result = {
-        "date": now(),
-        "versions": versions("spacy", "thinc", "numpy", "spacy-seqlab"),
+        **header("spacy", "thinc", "numpy", "spacy-seqlab"),
         "setup": {"corpus": CORPUS, "text": TEXT, "tok2vec": TOK2VEC, "steps": STEPS,
                   "learn_rate": LEARN_RATE, "seed": 0},
         "models": models,

@@ -4,7 +4,7 @@
 # no torch (the index has only multi-GB CUDA builds for 3.12 and 3.13) and no
 # spacy-transformers, so the tests that need them skip and say why.
 #
-# Usage: bash scripts/run_legs.sh [VERSION ...] [-- pytest args]   (default: 3.10 3.12 3.13)
+# Usage: bash scripts/run_legs.sh [VERSION ...] [-- pytest options, e.g. -k NAME]   (default: 3.10 3.12 3.13)
 # Interpreters: PYTHONS="/path/to/python3.10 /path/to/python3.13" (any order), otherwise
 # $(pyenv root)/versions/X.Y.*/bin/python, otherwise pythonX.Y on PATH. A leg whose
 # interpreter is missing is skipped with the reason; it does not fail the run.
@@ -45,6 +45,7 @@ for version in "${VERSIONS[@]}"; do
     continue
   fi
   venv=".venv-$version"
+  start=$SECONDS
   echo "leg $version: $python -> $venv"
   [[ -x "$venv/bin/python" ]] || "$python" -m venv "$venv"
   "$venv/bin/python" -m pip install -q --upgrade pip
@@ -57,6 +58,7 @@ for version in "${VERSIONS[@]}"; do
   set -e
   CLOSING[$version]="$(grep -E '[0-9]+ (passed|failed|skipped|errors?)\b' "$log" | tail -n 1 || true)"
   [[ $rc -eq 0 ]] || { status=1; CLOSING[$version]+=" (exit $rc)"; }
+  CLOSING[$version]+=" [leg with setup: $((SECONDS - start)) s]"
 done
 
 echo

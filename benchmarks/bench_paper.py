@@ -47,14 +47,16 @@ def pipe_of(config: str) -> str:
 
 
 # name -> (config, steps) -> overrides; each states the option it tries on top of the config
+HASH_ROWS = {"@architectures": "spacy.MultiHashEmbed.v2", "width": 50, "attrs": ["NORM", "PREFIX", "SUFFIX", "SHAPE"],
+             "rows": [5000, 1000, 2500, 2500], "include_static_vectors": False}
 VARIANTS: Dict[str, Callable[[str, int], Dict[str, Any]]] = {
     "docs": lambda c, s: {"corpora.train.gold_preproc": False, "corpora.dev.gold_preproc": False},
     "adam": lambda c, s: {"training.optimizer": {
         "@optimizers": "Adam.v1", "learn_rate": 0.002, "grad_clip": 5.0, "L2": 0.0}},
-    "no_hash": lambda c, s: {f"components.{pipe_of(c)}.model.tok2vec.embed.features": None},
+    "hash": lambda c, s: {f"components.{pipe_of(c)}.model.tok2vec.embed.features": HASH_ROWS},
     "frozen": lambda c, s: {f"components.{pipe_of(c)}.model.tok2vec.embed.words.trainable_rows": 0},
-    "word_dropout_0": lambda c, s: {f"components.{pipe_of(c)}.model.tok2vec.embed.words.word_dropout": 0.0},
-    "dropout_0.3": lambda c, s: {"training.dropout": 0.3},
+    "word_dropout_0.05": lambda c, s: {f"components.{pipe_of(c)}.model.tok2vec.embed.words.word_dropout": 0.05},
+    "dropout_0.3": lambda c, s: {f"components.{pipe_of(c)}.model.tok2vec.encode.dropout": 0.3},
 }
 
 
@@ -152,6 +154,27 @@ def targets(runs: Dict[str, Dict[str, Any]], timing: Dict[str, Any]) -> List[Dic
     return out
 
 
+def options(runs: Dict[str, Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """What each variant bought on dev: its best dev score against the best dev score of
+    the same config and seed without it over the same steps (the dev curve of a longer
+    baseline run is cut at the variant's step cap; the configs' schedules do not depend
+    on the cap)."""
+    out = []
+    for r in runs.values():
+        if "error" in r or not r.get("variant"):
+            continue
+        base = runs.get(run_key(r["task"], r["arch"], "", r["seed"]))
+        if not base or "error" in base:
+            continue
+        curve = [d for step, d in base["dev_curve"] if step <= r["steps"]]
+        if curve:
+            out.append({"task": r["task"], "config": r["arch"], "variant": r["variant"], "seed": r["seed"],
+                        "steps": r["steps"], "dev": round(r["best_dev"] * 100, 2),
+                        "baseline_dev": round(max(curve) * 100, 2),
+                        "gain": round((r["best_dev"] - max(curve)) * 100, 2)})
+    return sorted(out, key=lambda o: (o["task"], o["config"], o["variant"], o["seed"]))
+
+
 def to_markdown(result: Dict[str, Any]) -> str:
     lines = ["# Paper-grade accuracy: GloVe 6B 50d and the papers' recipes", "",
              markdown_header(result), "",
@@ -183,6 +206,13 @@ def to_markdown(result: Dict[str, Any]) -> str:
                      f"{', '.join(str(r['seed']) for r in sorted(rs, key=lambda r: r['seed']))} | "
                      f"{mean_test(rs):.2f} | {statistics.mean(r['best_dev'] for r in rs) * 100:.2f} | "
                      f"{fmt(statistics.mean(oov) if oov else None)} |")
+    if result["options"]:
+        lines += ["", "Accuracy options on dev (best dev score up to the variant's step cap, against "
+                  "the config without it over the same steps; test scores are not used):", "",
+                  "| task | config | option | seed | steps | dev | without | gain |",
+                  "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+        lines += [f"| {o['task']} | `{o['config']}` | {o['variant']} | {o['seed']} | {o['steps']} | "
+                  f"{o['dev']:.2f} | {o['baseline_dev']:.2f} | {o['gain']:+.2f} |" for o in result["options"]]
     if result["timing"]:
         lines += ["", "Inference, winner vs spaCy pair, interleaved in one process (`nlp.pipe`, "
                   "pre-tokenized test docs, best of passes, 1 BLAS thread):", "",
@@ -207,8 +237,8 @@ def write(args: argparse.Namespace, new_runs: Dict[str, Dict[str, Any]],
         runs.update(new_runs)
         result = {"date": now(), "versions": versions("numpy", "torch", "thinc", "spacy", "spacy-seqlab"),
                   "machine": machine(), "loadavg": os.getloadavg(), "parent_threads": blas_info(),
-                  "settings": {"stem": STEM, "vectors": args.vectors}, "runs": dict(runs),
-                  "timing": all_timing, "targets": targets(runs, all_timing)}
+                  "settings": {"stem": STEM}, "vectors": args.vectors, "runs": dict(runs),
+                  "timing": all_timing, "options": options(runs), "targets": targets(runs, all_timing)}
         md = to_markdown(result)
         result["runs"]["_timing"] = all_timing
         write_results(args.out, STEM, result, md)

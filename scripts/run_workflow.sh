@@ -45,12 +45,15 @@ fi
 
 VARS=(--vars.config "$CONFIG" --vars.max_steps "$MAX_STEPS")
 CONFIG_VECTORS=$(sed -n 's/^static_vectors = "\(.*\)"$/\1/p' "configs/$CONFIG.cfg")
-if [[ "$CONFIG_VECTORS" == *glove* ]]; then
+if [[ "$CONFIG_VECTORS" == *glove* ]] || [ "$WORKFLOW" = ner ]; then  # the ner workflow makes GloVe
     .venv/bin/python -m pip install --quiet -c constraints.txt -e ".[parquet]"  # GloVe's word index
+fi
+if [[ "$CONFIG_VECTORS" == *glove* ]]; then
     VARS+=(--vars.glove "$CONFIG_VECTORS" --vars.vectors "$CONFIG_VECTORS")
 fi
 case "$WORKFLOW" in
-    ner) VARS+=(--vars.ner_config "$CONFIG" --vars.ner_max_steps "$MAX_STEPS") ;;
+    ner) VARS+=(--vars.ner_config "$CONFIG" --vars.ner_max_steps "$MAX_STEPS")
+         if [ -n "$CONFIG_VECTORS" ]; then VARS+=(--vars.ner_vectors "$CONFIG_VECTORS"); fi ;;
     chunk) VARS+=(--vars.chunk_config "$CONFIG" --vars.chunk_max_steps "$MAX_STEPS") ;;
 esac
 .venv/bin/python -m spacy project run local-assets . "${VARS[@]}"
@@ -59,9 +62,9 @@ esac
 ASSET_ARGS=()
 case "$WORKFLOW" in ner|chunk) ASSET_ARGS=(--extra) ;; esac
 .venv/bin/python -m spacy project assets . ${ASSET_ARGS[@]+"${ASSET_ARGS[@]}"}
-if [[ "$CONFIG_VECTORS" == *glove* ]]; then
+if [[ "$CONFIG_VECTORS" == *glove* ]] && [ "$WORKFLOW" != ner ]; then  # the ner workflow runs it
     .venv/bin/python -m spacy project run glove . "${VARS[@]}"
-elif [ -n "$CONFIG_VECTORS" ]; then
+elif [ -n "$CONFIG_VECTORS" ] && [[ "$CONFIG_VECTORS" != *glove* ]]; then
     .venv/bin/python -m spacy project run vectors . "${VARS[@]}"
 fi
 if [[ "$CONFIG" == *_trf_* ]] && [ "$WORKFLOW" != trf ]; then

@@ -66,6 +66,7 @@ setup(
             "spacy_seqlab.RNNEncoder.v1 = spacy_seqlab.layers.rnn:RNNEncoder",
             "spacy_seqlab.FineTunedVectors.v1 = spacy_seqlab.layers.word_vectors:FineTunedVectors",
             "spacy_seqlab.WordCharEmbed.v1 = spacy_seqlab.embeddings:build_word_char_embed",
+            "spacy_seqlab.SentenceTok2Vec.v1 = spacy_seqlab.layers.sentences:SentenceTok2Vec",
         ],
         "spacy_callbacks": [
             "spacy_seqlab.require_extra.v1 = spacy_seqlab.extras:make_require_extra",

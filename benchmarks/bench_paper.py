@@ -7,7 +7,8 @@ Runs (``--runs TASK:CONFIG[+VARIANT] ...``, ``--seeds``): ``configs/CONFIG.cfg``
 updates, dev eval every ``--eval-frequency`` steps, no early stopping, ``model-best`` on
 dev scored on the test split with gold tokens; 1 thread), ``paths.vectors = --vectors``
 (made by ``scripts/fetch_vectors.py --source glove`` if missing). A ``+VARIANT`` adds the
-named config overrides of ``VARIANTS`` (accuracy options, chosen on dev; test only reports).
+named config overrides of ``VARIANTS`` (accuracy options, chosen on dev; test only reports;
+``+a+b`` adds both).
 Tasks as bench_vectors.py: ``ewt_xpos``, ``ewt_upos``, ``conll03``, ``conll00``.
 
 ``--time-pairs``: each task's winner (best mean dev among our configs) and its spaCy pair
@@ -53,6 +54,13 @@ VARIANTS: Dict[str, Callable[[str, int], Dict[str, Any]]] = {
     "docs": lambda c, s: {"corpora.train.gold_preproc": False, "corpora.dev.gold_preproc": False},
     "adam": lambda c, s: {"training.optimizer": {
         "@optimizers": "Adam.v1", "learn_rate": 0.002, "grad_clip": 5.0, "L2": 0.0}},
+    "decay": lambda c, s: {"training.optimizer.learn_rate": {  # Adam's rate 0.002 -> 0 over the steps
+        "@schedules": "spacy_seqlab.warmup_linear.v1", "initial_rate": 0.002, "warmup_steps": 250,
+        "total_steps": s}},
+    "sgd": lambda c, s: {"training.optimizer": {  # the paper's SGD recipe, where a config uses Adam
+        "@optimizers": "spacy_seqlab.SGDMomentum.v1", "momentum": 0.9, "nesterov": False, "L2": 0.0,
+        "grad_clip": 5.0, "use_averages": False,
+        "learn_rate": {"@schedules": "decaying.v1", "base_rate": 0.0015, "decay": 0.0000357, "t": 0}}},
     "hash": lambda c, s: {f"components.{pipe_of(c)}.model.tok2vec.embed.features": HASH_ROWS},
     "frozen": lambda c, s: {f"components.{pipe_of(c)}.model.tok2vec.embed.words.trainable_rows": 0},
     "word_dropout_0.05": lambda c, s: {f"components.{pipe_of(c)}.model.tok2vec.embed.words.word_dropout": 0.05},
@@ -66,8 +74,10 @@ def parse_run(p: argparse.ArgumentParser, item: str) -> Tuple[str, str, str]:
     if task not in TASKS or not (ROOT / "configs" / f"{config}.cfg").exists():
         p.error(f"--runs {item}: expected TASK:CONFIG[+VARIANT], TASK in {list(TASKS)}, "
                 "CONFIG a file in configs/")
-    if variant and variant not in VARIANTS:
-        p.error(f"--runs {item}: unknown variant {variant!r}; choose from {list(VARIANTS)}")
+    unknown = [v for v in variant.split("+") if variant and v not in VARIANTS]
+    if unknown:
+        p.error(f"--runs {item}: unknown variant {unknown[0]!r}; choose from {list(VARIANTS)} "
+                "(several: a+b)")
     return task, config, variant
 
 
@@ -163,12 +173,13 @@ def options(runs: Dict[str, Dict[str, Any]]) -> List[Dict[str, Any]]:
     for r in runs.values():
         if "error" in r or not r.get("variant"):
             continue
-        base = runs.get(run_key(r["task"], r["arch"], "", r["seed"]))
+        base = runs.get(run_key(r["task"], r["arch"], r.get("base_variant", ""), r["seed"]))
         if not base or "error" in base:
             continue
         curve = [d for step, d in base["dev_curve"] if step <= r["steps"]]
         if curve:
-            out.append({"task": r["task"], "config": r["arch"], "variant": r["variant"], "seed": r["seed"],
+            variant = "+".join(filter(None, [r.get("base_variant"), r["variant"]]))
+            out.append({"task": r["task"], "config": r["arch"], "variant": variant, "seed": r["seed"],
                         "steps": r["steps"], "dev": round(r["best_dev"] * 100, 2),
                         "baseline_dev": round(max(curve) * 100, 2),
                         "gain": round((r["best_dev"] - max(curve)) * 100, 2)})
@@ -198,6 +209,8 @@ def to_markdown(result: Dict[str, Any]) -> str:
                      f"{fmt(r.get('oov_acc'))} | {r['train_subprocess_wall_s'] / 60:.1f} | "
                      f"{r['train_words_per_s']:,.0f} | {r['infer_words_per_s']:,.0f} | "
                      f"{r['model_bytes_with_vectors'] / 1e6:.1f} | {r['train_loadavg_before']:.1f} |")
+    notes = [f"- `{key}`: {r['note']}" for key, r in sorted(runs.items()) if r.get("note")]
+    lines += ["", "Notes:", "", *notes] if notes else []
     lines += ["", "Means over seeds:", "", "| task | config | seeds | test | best dev | OOV acc |",
               "| --- | --- | --- | ---: | ---: | ---: |"]
     for (task, config, variant), rs in sorted(groups(runs).items()):
@@ -282,7 +295,8 @@ def main() -> None:
     corpora = {task: corpus_dir(task, work) for task in sorted({t for t, _, _ in todo})}
     for seed in args.seeds:
         for task, config, variant in todo:
-            overrides = VARIANTS[variant](config, args.steps) if variant else {}
+            overrides = {k: v for name in filter(None, variant.split("+"))
+                         for k, v in VARIANTS[name](config, args.steps).items()}
             try:
                 run = run_one(task, config, seed, corpora[task], args, work, variant, overrides,
                               config=ROOT / "configs" / f"{config}.cfg", prefix="paper")

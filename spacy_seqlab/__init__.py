@@ -8,7 +8,7 @@ from .components.crf_ner import Analysis, CRFEntityRecognizer  # noqa: F401
 from .components.crf_tagger import CRFTagger, confidence_extension  # noqa: F401
 from .components.hmm_tagger import HMMTagger  # noqa: F401
 from .components.memm_tagger import MEMMTagger  # noqa: F401
-from .layers import chars, pooling, rnn, word_vectors  # noqa: F401
+from .layers import chars, pooling, rnn, sentences, word_vectors  # noqa: F401
 from .layers.crf import CRF  # noqa: F401
 
 __version__ = "0.1.0"

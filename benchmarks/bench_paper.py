@@ -50,6 +50,9 @@ def pipe_of(config: str) -> str:
 # name -> (config, steps) -> overrides; each states the option it tries on top of the config
 HASH_ROWS = {"@architectures": "spacy.MultiHashEmbed.v2", "width": 50, "attrs": ["NORM", "PREFIX", "SUFFIX", "SHAPE"],
              "rows": [5000, 1000, 2500, 2500], "include_static_vectors": False}
+# the paper's lr / (1 + 0.05 t) per epoch as a per-step decay: 0.05 / the steps of an epoch
+SGD_DECAY = {"conll03_paper_bilstm_cnn_crf": 3.57e-05, "ewt_xpos_paper_bilstm_cnn_crf": 3.99e-05,
+             "ewt_upos_paper_bilstm_cnn_crf": 3.99e-05, "conll00_chunk_paper_bilstm_cnn_crf": 5.59e-05}
 VARIANTS: Dict[str, Callable[[str, int], Dict[str, Any]]] = {
     "docs": lambda c, s: {"corpora.train.gold_preproc": False, "corpora.dev.gold_preproc": False},
     "adam": lambda c, s: {"training.optimizer": {
@@ -60,7 +63,7 @@ VARIANTS: Dict[str, Callable[[str, int], Dict[str, Any]]] = {
     "sgd": lambda c, s: {"training.optimizer": {  # the paper's SGD recipe, where a config uses Adam
         "@optimizers": "spacy_seqlab.SGDMomentum.v1", "momentum": 0.9, "nesterov": False, "L2": 0.0,
         "grad_clip": 5.0, "use_averages": False,
-        "learn_rate": {"@schedules": "decaying.v1", "base_rate": 0.0015, "decay": 0.0000357, "t": 0}}},
+        "learn_rate": {"@schedules": "decaying.v1", "base_rate": 0.0015, "decay": SGD_DECAY[c], "t": 0}}},
     "hash": lambda c, s: {f"components.{pipe_of(c)}.model.tok2vec.embed.features": HASH_ROWS},
     "frozen": lambda c, s: {f"components.{pipe_of(c)}.model.tok2vec.embed.words.trainable_rows": 0},
     "word_dropout_0.05": lambda c, s: {f"components.{pipe_of(c)}.model.tok2vec.embed.words.word_dropout": 0.05},

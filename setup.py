@@ -77,6 +77,9 @@ setup(
         "thinc_schedules": [
             "spacy_seqlab.warmup_linear.v1 = spacy_seqlab.schedules:make_warmup_linear",
         ],
+        "spacy_readers": [
+            "spacy_seqlab.SentenceCorpus.v1 = spacy_seqlab.readers:create_sentence_corpus",
+        ],
         "spacy_scorers": [
             "spacy_seqlab.token_attr_scorer.v1 = spacy_seqlab.scorers:make_token_attr_scorer",
             "spacy_seqlab.span_scorer.v1 = spacy_seqlab.scorers:make_span_scorer",

@@ -3,7 +3,7 @@
 Importing the package registers its factories, architectures, layers and scorers;
 installed, the same names resolve through entry points with no import.
 """
-from . import architectures, embeddings, extras, optimizers, schedules, scorers  # noqa: F401  (registrations)
+from . import architectures, embeddings, extras, optimizers, readers, schedules, scorers  # noqa: F401  (registrations)
 from .components.crf_ner import Analysis, CRFEntityRecognizer  # noqa: F401
 from .components.crf_tagger import CRFTagger, confidence_extension  # noqa: F401
 from .components.hmm_tagger import HMMTagger  # noqa: F401

@@ -10,6 +10,7 @@ GROUPS = {
     "spacy_architectures": registry.architectures,
     "spacy_scorers": registry.scorers,
     "spacy_callbacks": registry.callbacks,
+    "spacy_readers": registry.readers,
     "thinc_layers": registry.layers,
     "thinc_schedules": registry.schedules,
     "thinc_optimizers": registry.optimizers,

@@ -57,6 +57,7 @@ VARIANTS: Dict[str, Callable[[str, int], Dict[str, Any]]] = {
     "docs": lambda c, s: {"corpora.train.gold_preproc": False, "corpora.dev.gold_preproc": False},
     "adam": lambda c, s: {"training.optimizer": {
         "@optimizers": "Adam.v1", "learn_rate": 0.002, "grad_clip": 5.0, "L2": 0.0}},
+    "constant": lambda c, s: {"training.optimizer.learn_rate": 0.002},  # Adam's rate never decayed
     "decay": lambda c, s: {"training.optimizer.learn_rate": {  # Adam's rate 0.002 -> 0 over the steps
         "@schedules": "spacy_seqlab.warmup_linear.v1", "initial_rate": 0.002, "warmup_steps": 250,
         "total_steps": s}},

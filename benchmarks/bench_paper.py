@@ -225,14 +225,15 @@ def to_markdown(result: Dict[str, Any]) -> str:
                      f"{fmt(statistics.mean(oov) if oov else None)} |")
     if result["options"]:
         lines += ["", "Accuracy options on dev (best dev score up to the variant's step cap, against "
-                  "the config without it over the same steps; test scores are not used):", "",
+                  "the config without it over at most the same steps; `a+b`: option b on top of "
+                  "variant a, against a; test scores are not used):", "",
                   "| task | config | option | seed | steps | dev | without | gain |",
                   "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |"]
         lines += [f"| {o['task']} | `{o['config']}` | {o['variant']} | {o['seed']} | {o['steps']} | "
                   f"{o['dev']:.2f} | {o['baseline_dev']:.2f} | {o['gain']:+.2f} |" for o in result["options"]]
     if result["timing"]:
         lines += ["", "Inference, winner vs spaCy pair, interleaved in one process (`nlp.pipe`, "
-                  "pre-tokenized test docs, best of passes, 1 BLAS thread):", "",
+                  "pre-tokenized test docs with their sentence starts, best of passes, 1 BLAS thread):", "",
                   "| pair | ours words/s | spaCy words/s | ratio | load |", "| --- | ---: | ---: | ---: | ---: |"]
         for k, v in sorted(result["timing"].items()):
             if "error" not in v:

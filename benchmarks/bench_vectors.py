@@ -173,8 +173,9 @@ def time_pairs(runs: Dict[str, Dict[str, Any]], args: argparse.Namespace) -> Dic
             n_words = sum(len(d) for d in refs)
 
             def pipe(nlp: Any) -> Any:  # fresh pre-tokenized docs for each call, made untimed
-                fresh = [[Doc(nlp.vocab, words=[t.text for t in d],
-                              spaces=[bool(t.whitespace_) for t in d]) for d in refs]
+                # gold tokens and sentence starts, as the test scores (_spacy_runs.child_infer)
+                fresh = [[Doc(nlp.vocab, words=[t.text for t in d], spaces=[bool(t.whitespace_) for t in d],
+                              sent_starts=[t.is_sent_start for t in d]) for d in refs]
                          for _ in range(args.passes + 1)]
 
                 def go() -> None:

@@ -13,6 +13,8 @@ from thinc.api import Model, chain
 from spacy_seqlab.layers.sentences import LONG_UNSPLIT, SentenceTok2Vec, sentence_lengths
 from spacy_seqlab.layers.word_vectors import FineTunedVectors
 
+from .gradients import numeric_gradient
+
 WORDS = ["the", "paris", "london", "cat", "dog", "rare", "."]
 
 
@@ -124,16 +126,7 @@ def test_gradient_matches_finite_differences(vocab, encoder):
     Ys, backprop = model.begin_update(batch)
     backprop([r.astype("float32") for r in R])
     grad = model.layers[0].get_grad("E").copy()
-    numeric = numpy.zeros(E.shape, dtype="float64")
-    eps = 1e-2
-    for idx in numpy.ndindex(*E.shape):
-        old = E[idx]
-        E[idx] = old + eps
-        up = loss()
-        E[idx] = old - eps
-        down = loss()
-        E[idx] = old
-        numeric[idx] = (up - down) / (2 * eps)
+    numeric = numeric_gradient(E, loss, eps=1e-2)
     assert numpy.abs(numeric).max() > 0.1
     assert_allclose(grad, numeric, rtol=2e-2, atol=2e-3)
 

@@ -14,6 +14,8 @@ from spacy_seqlab.layers.chars import CharCNN
 from spacy_seqlab.layers.word_vectors import FineTunedVectors
 from spacy_seqlab.optimizers import make_sgd_momentum
 
+from .gradients import numeric_gradient
+
 WORDS = ["the", "paris", "london", "cat", "dog", "rare"]  # table rows 0..5, frequency order
 
 
@@ -78,16 +80,7 @@ def test_gradient_matches_finite_differences():
     backprop([(1 - numpy.tanh(Y) ** 2) * r for Y, r in zip(Ys, R)])
     for name in ("E", "unk"):
         param, grad = model.get_param(name), model.get_grad(name)
-        numeric = numpy.zeros_like(param, dtype="float64")
-        eps = 1e-2
-        for idx in numpy.ndindex(*param.shape):
-            old = param[idx]
-            param[idx] = old + eps
-            up = loss()
-            param[idx] = old - eps
-            down = loss()
-            param[idx] = old
-            numeric[idx] = (up - down) / (2 * eps)
+        numeric = numeric_gradient(param, loss, eps=1e-2)
         assert numpy.abs(numeric).max() > 0.1  # the loss depends on these parameters
         assert_allclose(grad, numeric, rtol=1e-3, atol=1e-3)
     # rows never used in the batch get no gradient: "paris" (1) is not in it

@@ -43,17 +43,22 @@ TOK2VECS = {
     "birnn": (WORDS, rnn("rnn")),
     "charcnn-cnn": (CHAR_CNN, CNN),
     "charbilstm-bilstm": (CHAR_BILSTM, rnn("lstm")),
+    "charcnn-bilstm": (CHAR_CNN, rnn("lstm")),
 }
 FEATURES = {"@architectures": "spacy_seqlab.HashFeatures.v1", "width": 8, "attrs": ["NORM", "SUFFIX"],
             "rows": [200, 50], "window_size": 1}
 
 
 def model_config(architecture: str, name: str) -> dict:
+    """``name``: a key of TOK2VECS, "features", or "sentences-KEY" (that tok2vec with its
+    encoder run on each sentence, spacy_seqlab.SentenceTok2Vec.v1)."""
     if name == "features":
         tok2vec = FEATURES
     else:
-        embed, encode = TOK2VECS[name]
-        tok2vec = {"@architectures": "spacy.Tok2Vec.v2", "embed": embed, "encode": encode}
+        per_sentence = name.startswith("sentences-")
+        embed, encode = TOK2VECS[name.removeprefix("sentences-")]
+        tok2vec = {"@architectures": "spacy_seqlab.SentenceTok2Vec.v1" if per_sentence else "spacy.Tok2Vec.v2",
+                   "embed": embed, "encode": encode}
     return {"model": {"@architectures": architecture, "tok2vec": tok2vec}}
 
 
@@ -63,6 +68,7 @@ PIPELINES = {
        for n in [*TOK2VECS, "features"]},
     "memm_tagger-bilstm": ("memm_tagger", model_config("spacy_seqlab.MEMMTagger.v1", "bilstm")),
     "crf_ner-charbilstm-bilstm": ("crf_ner", model_config("spacy_seqlab.CRFTagger.v1", "charbilstm-bilstm")),
+    "crf_ner-sentences-charcnn-bilstm": ("crf_ner", model_config("spacy_seqlab.CRFTagger.v1", "sentences-charcnn-bilstm")),
     "hmm_tagger": ("hmm_tagger", {}),
 }
 # the pipelines that run on PyTorch (the recurrent extra)

@@ -1,4 +1,4 @@
-"""Issue F: the accuracy options of the vectors configs, chosen on dev (never on test).
+"""The accuracy options of the vectors configs, chosen on dev (never on test).
 
 Each variant is the config of ``bench_vectors.py`` (``configs/{TASK}_vectors_{ARCH}.cfg``)
 with overrides that state the whole training recipe it tries (so a variant means the same
@@ -56,7 +56,7 @@ def summary(run: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def to_markdown(result: Dict[str, Any]) -> str:
-    lines = ["# Accuracy options of the vectors configs, on dev (issue F)", "",
+    lines = ["# Accuracy options of the vectors configs, on dev", "",
              markdown_header(result), "",
              "Same config, steps and seed per task; each variant overrides the config as named. "
              "best dev: the `model-best` score; last dev: the score at the last step "

@@ -1,4 +1,4 @@
-"""Issue C architecture benchmark: the neural sequence labelers (BiLSTM-CRF, char-LSTM /
+"""Architecture benchmark: the neural sequence labelers (BiLSTM-CRF, char-LSTM /
 char-CNN + BiLSTM-CRF, BiGRU-CRF, BiLSTM-softmax) and spaCy's default efficiency
 pipeline, trained for the same number of epochs as the flair baseline
 (``bench_flair.py``) on UD English EWT (UPOS, XPOS) and CoNLL-2003 NER.

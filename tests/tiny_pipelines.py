@@ -43,7 +43,6 @@ TOK2VECS = {
     "birnn": (WORDS, rnn("rnn")),
     "charcnn-cnn": (CHAR_CNN, CNN),
     "charbilstm-bilstm": (CHAR_BILSTM, rnn("lstm")),
-    "charcnn-bilstm": (CHAR_CNN, rnn("lstm")),
 }
 FEATURES = {"@architectures": "spacy_seqlab.HashFeatures.v1", "width": 8, "attrs": ["NORM", "SUFFIX"],
             "rows": [200, 50], "window_size": 1}
@@ -68,7 +67,7 @@ PIPELINES = {
        for n in [*TOK2VECS, "features"]},
     "memm_tagger-bilstm": ("memm_tagger", model_config("spacy_seqlab.MEMMTagger.v1", "bilstm")),
     "crf_ner-charbilstm-bilstm": ("crf_ner", model_config("spacy_seqlab.CRFTagger.v1", "charbilstm-bilstm")),
-    "crf_ner-sentences-charcnn-bilstm": ("crf_ner", model_config("spacy_seqlab.CRFTagger.v1", "sentences-charcnn-bilstm")),
+    "crf_ner-sentences-charbilstm-bilstm": ("crf_ner", model_config("spacy_seqlab.CRFTagger.v1", "sentences-charbilstm-bilstm")),
     "hmm_tagger": ("hmm_tagger", {}),
 }
 # the pipelines that run on PyTorch (the recurrent extra)

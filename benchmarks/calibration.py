@@ -281,7 +281,7 @@ def main() -> None:
     parser.add_argument("--conll", type=Path, default=Path(WORK) / "corpora" / "ner_ents", help="{train,dev,test}.spacy")
     parser.add_argument("--bilstm-tagger", type=Path, default=runs / "vectors_ewt_xpos_charcnn_bilstm_crf_s2000_seed0" / "model-best")
     parser.add_argument("--softmax-tagger", type=Path, default=runs / "vectors_ewt_xpos_softmax_s2000_seed0" / "model-best")
-    parser.add_argument("--spancat", type=Path, default=Path(WORK) / "J" / "spancat" / "out" / "model-best")
+    parser.add_argument("--spancat", type=Path, default=Path(WORK) / "spancat" / "out" / "model-best")
     parser.add_argument("--limit", type=int, default=0, help="at most this many dev/test docs (0: all)")
     args = parser.parse_args()
     tagger = spacy.load(args.tagger)

@@ -1,10 +1,11 @@
-"""The spancat anchor of calibration.py: spaCy's ``spancat`` trained on the CoNLL-2003
-entities (as ``doc.spans["sc"]``) with the tok2vec, static vectors, optimizer and steps
-of ``configs/conll03_vectors_ner.cfg`` (spaCy's ``ner`` swapped for ``spancat``: n-gram
-suggester 1-5, one label per span).
+"""The spancat anchor of confidences.py (and calibration.py): spaCy's ``spancat``
+trained on the CoNLL-2003 entities (as ``doc.spans["sc"]``) with the tok2vec, optimizer
+and static vectors of ``configs/conll03_vectors_ner.cfg`` (spaCy's ``ner`` swapped for
+``spancat``: n-gram suggester 1-5, one label per span), GloVe 6B 50d by default as the
+CoNLL-2003 winner of bench_paper.py.
 
-Run:  .venv/bin/python benchmarks/spancat_anchor.py [--steps 2000]   # ~25 min on 2 busy cores
-Writes work/J/spancat/{train,dev,test}.spacy, spancat.cfg and out/model-best.
+Run:  OMP_NUM_THREADS=1 .venv/bin/python benchmarks/spancat_anchor.py [--steps 4000]   # ~50 min on a core
+Writes work/spancat/{train,dev,test}.spacy, spancat.cfg and out/model-best.
 """
 import argparse
 import os
@@ -48,9 +49,9 @@ sizes = [1, 2, 3, 4, 5]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus", type=Path, default=Path(WORK) / "corpora" / "ner_ents")
-    parser.add_argument("--vectors", default=str(HERE.parent / "assets" / "en_core_web_md"))
-    parser.add_argument("--steps", type=int, default=2000)
-    parser.add_argument("--out", type=Path, default=Path(WORK) / "J" / "spancat")
+    parser.add_argument("--vectors", default=str(HERE.parent / "assets" / "glove_6b_50d"))
+    parser.add_argument("--steps", type=int, default=4000)
+    parser.add_argument("--out", type=Path, default=Path(WORK) / "spancat")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     nlp = spacy.blank("en")

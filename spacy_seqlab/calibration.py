@@ -1,5 +1,6 @@
 """Calibration of the CRF's confidences: expected calibration error over equal-mass
-bins, reliability curves, and one temperature per component fitted on dev.
+bins, reliability curves, one temperature per component fitted on dev, and for span
+components a logistic map of each span's probability (per label or length) on top.
 
 A temperature ``T`` divides every CRF score (emissions, transitions, start, end):
 ``P_T(y | x) ∝ exp(score(y) / T)``. The Viterbi path is unchanged; token and span
@@ -7,7 +8,7 @@ posteriors are flattened (``T > 1``) or sharpened (``T < 1``).
 """
 import math
 from dataclasses import dataclass
-from typing import Callable, List, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy
 
@@ -115,12 +116,15 @@ def fit_component_temperature(pipe, examples: Sequence, batch_size: int = 256) -
     ``examples`` (dev, never test) and set it: the one minimizing the NLL of whether
     each decoded label or span is right under its confidence (``confidence_pairs``),
     which is what the expected calibration error measures. Returns (T, NLL at T).
-    The predicted docs of ``examples`` must carry what the components before ``pipe``
+    A span component's span calibration is dropped (fit it again after, with
+    ``fit_component_span_calibration``). The predicted docs of ``examples`` must carry what the components before ``pipe``
     write (run them first)."""
     examples = list(examples)
     if not examples:
         raise ValueError(f"[{pipe.name}] fitting a temperature needs examples")
     pipe.set_temperature(1.0)
+    if hasattr(pipe, "set_span_calibration"):  # fitted on top of a temperature: refit it after
+        pipe.set_span_calibration(None)
     batches = []
     for i in range(0, len(examples), batch_size):
         batch = examples[i : i + batch_size]
@@ -133,3 +137,118 @@ def fit_component_temperature(pipe, examples: Sequence, batch_size: int = 256) -
     temperature, value = fit_temperature(loss)
     pipe.set_temperature(temperature)
     return temperature, value
+
+
+# --- span calibration: a logistic map of each span's probability, by group ----------
+SPAN_GROUPINGS = ("all", "label", "length")
+# a group (label, length) with fewer dev spans than this uses the map fitted on all spans
+MIN_GROUP_SPANS = 50
+LENGTH_GROUPS = 3  # span lengths 1, 2 and 3 or more
+
+
+def span_group(by: str, label: str, length: int) -> str:
+    """The group a span's calibration map is looked up under: "*" (``by="all"``), its
+    label, or its length (1, 2, ..., ``LENGTH_GROUPS`` or more)."""
+    if by == "label":
+        return label
+    if by == "length":
+        return str(min(length, LENGTH_GROUPS))
+    return "*"
+
+
+def _logit(p):
+    p = numpy.clip(numpy.asarray(p, dtype="float64"), 1e-7, 1 - 1e-7)
+    return numpy.log(p) - numpy.log1p(-p)
+
+
+def fit_platt(confidences, correct, l2: float = 1e-3, steps: int = 50) -> Tuple[float, float]:
+    """``(a, b)`` of the logistic map ``sigmoid(a * logit(p) + b)`` that minimizes the
+    NLL of ``correct`` given ``confidences`` (Platt scaling on the logit; a small L2
+    pull towards the identity ``(1, 0)`` keeps it finite when every span is right).
+    Newton's method on the two parameters."""
+    x = _logit(confidences)
+    y = numpy.asarray(correct, dtype="float64")
+    if x.shape != y.shape or not len(x):
+        raise ValueError(f"need confidences and outcomes of the same non-zero length, got {x.shape} and {y.shape}")
+    w = numpy.array([1.0, 0.0])
+    features = numpy.stack([x, numpy.ones_like(x)], axis=1)
+    n = len(x)
+    for _ in range(steps):
+        p = 1 / (1 + numpy.exp(-(features @ w)))
+        grad = features.T @ (p - y) / n + l2 * (w - [1.0, 0.0])
+        hess = (features * (p * (1 - p))[:, None]).T @ features / n + l2 * numpy.eye(2)
+        step = numpy.linalg.solve(hess, grad)
+        w = w - step
+        if numpy.abs(step).max() < 1e-10:
+            break
+    return float(w[0]), float(w[1])
+
+
+def check_span_calibration(value) -> Optional[Dict[str, object]]:
+    """``value`` if it is None or a valid span calibration: ``{"by": one of
+    SPAN_GROUPINGS, "maps": {group: [a, b], ...}}`` with a "*" map and finite numbers;
+    else ValueError saying what is wrong."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or set(value) != {"by", "maps"}:
+        raise ValueError(f"a span calibration is a dict with the keys 'by' and 'maps', got {value!r}")
+    if value["by"] not in SPAN_GROUPINGS:
+        raise ValueError(f"span calibration 'by' must be one of {SPAN_GROUPINGS}, got {value['by']!r}")
+    maps = value["maps"]
+    if not isinstance(maps, dict) or "*" not in maps:
+        raise ValueError("span calibration 'maps' must be a dict with a '*' entry (the map for every span)")
+    for group, ab in maps.items():
+        if (
+            not isinstance(ab, (list, tuple)) or len(ab) != 2
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in ab)
+        ):
+            raise ValueError(f"span calibration map {group!r} must be two finite numbers [a, b], got {ab!r}")
+    return {"by": value["by"], "maps": {str(g): [float(a), float(b)] for g, (a, b) in maps.items()}}
+
+
+def apply_span_calibration(calibration: Optional[Dict], probs, labels: Sequence[str], lengths: Sequence[int]) -> numpy.ndarray:
+    """Span probabilities (N,) mapped through ``calibration`` (see
+    ``fit_span_calibration``; None: unchanged), each by the map of its group."""
+    probs = numpy.asarray(probs, dtype="float64")
+    if calibration is None or not len(probs):
+        return probs
+    by, maps = calibration["by"], calibration["maps"]
+    ab = numpy.asarray([maps.get(span_group(by, label, n), maps["*"]) for label, n in zip(labels, lengths)])
+    return 1 / (1 + numpy.exp(-(ab[:, 0] * _logit(probs) + ab[:, 1])))
+
+
+def fit_span_calibration(by: str, probs, correct, labels: Sequence[str], lengths: Sequence[int]) -> Dict:
+    """A span calibration (JSON-able) fitted on dev spans: their probabilities,
+    whether each is right, labels and lengths. One logistic map on the logit for all
+    spans ("*"), and with ``by="label"`` or ``"length"`` one per group that has at
+    least ``MIN_GROUP_SPANS`` spans."""
+    if by not in SPAN_GROUPINGS:
+        raise ValueError(f"by must be one of {SPAN_GROUPINGS}, got {by!r}")
+    probs, correct = numpy.asarray(probs, dtype="float64"), numpy.asarray(correct, dtype=bool)
+    maps = {"*": list(fit_platt(probs, correct))}
+    if by != "all":
+        groups = numpy.asarray([span_group(by, label, n) for label, n in zip(labels, lengths)])
+        for group in sorted(set(groups.tolist())):
+            chosen = groups == group
+            if chosen.sum() >= MIN_GROUP_SPANS:
+                maps[group] = list(fit_platt(probs[chosen], correct[chosen]))
+    return {"by": by, "maps": maps}
+
+
+def fit_component_span_calibration(pipe, examples: Sequence, by: str = "label", batch_size: int = 256) -> Dict:
+    """Fit and set the span calibration of ``crf_ner`` (``pipe``) on ``examples`` (dev,
+    never test), at its current temperature (fit that first): one logistic map of the
+    span probabilities per ``by`` group (see ``fit_span_calibration``). Returns it."""
+    examples = list(examples)
+    if not examples:
+        raise ValueError(f"[{pipe.name}] fitting a span calibration needs examples")
+    parts = [
+        pipe.span_pairs(examples[i : i + batch_size], pipe.scores([eg.predicted for eg in examples[i : i + batch_size]]))
+        for i in range(0, len(examples), batch_size)
+    ]
+    probs, hit, labels, lengths = (numpy.concatenate([part[k] for part in parts]) for k in range(4))
+    if not len(probs):
+        raise ValueError(f"[{pipe.name}] predicted no spans on the examples: nothing to calibrate")
+    calibration = fit_span_calibration(by, probs, hit, labels.tolist(), lengths.tolist())
+    pipe.set_span_calibration(calibration)
+    return calibration

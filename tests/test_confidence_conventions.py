@@ -148,3 +148,49 @@ def test_displacy_data_carries_the_confidences(ner_ents):
     html = displacy.render([data], style="ent", manual=True, options={"colors": colors})
     assert all(e["label"] in html for e in data["ents"]) and LOW in html
     assert split_label("WORK OF ART") == ("WORK OF ART", None)
+
+
+# --- confidences = false: the same labels, no forward-backward, no confidences -----------
+@pytest.mark.parametrize("spans_key", [None, "chunks"], ids=["ents", "spans"])
+def test_confidences_off_keeps_the_spans_and_drops_their_scores(spans_key, tmp_path):
+    nlp = trained_ner(spans_key)
+    nlp.to_disk(tmp_path)
+    off = spacy.load(tmp_path, config={"components": {"crf_ner": {"confidences": False}}})
+    assert off.get_pipe("crf_ner").confidences is False
+    texts = [TEXT, TRAIN[0][0], "", "London"]
+    for with_scores, without in zip(nlp.pipe(texts), off.pipe(texts)):
+        on_spans = list(with_scores.ents if spans_key is None else with_scores.spans[spans_key])
+        off_spans = list(without.ents if spans_key is None else without.spans[spans_key])
+        assert [(s.start, s.end, s.label_) for s in off_spans] == [(s.start, s.end, s.label_) for s in on_spans]
+        assert all(getattr(s._, CONFIDENCE_EXTENSION) is not None for s in on_spans)
+        assert all(getattr(s._, CONFIDENCE_EXTENSION) is None for s in off_spans)
+        if spans_key is not None:
+            assert "scores" in with_scores.spans[spans_key].attrs
+            assert "scores" not in without.spans[spans_key].attrs
+
+
+def test_confidences_off_keeps_the_tags_and_removes_stale_confidences(tagger):
+    pipe = tagger.get_pipe("crf_tagger")
+    doc = tagger("She will fight the books")
+    assert all(t._.tag_confidence is not None for t in doc)
+    pipe.confidences = False
+    try:
+        off = pipe(tagger.make_doc(doc.text))
+        assert [t.tag_ for t in off] == [t.tag_ for t in doc]
+        assert all(t._.tag_confidence is None for t in off)
+        pipe.cfg["overwrite"] = True
+        doc = pipe(doc)  # tagged with confidences before: those are removed
+        assert all(t._.tag_confidence is None for t in doc)
+    finally:
+        pipe.confidences = True
+        pipe.cfg["overwrite"] = False
+
+
+def test_confidences_setting_must_be_a_bool():
+    with pytest.raises(ValueError, match="confidences"):
+        spacy.blank("en").add_pipe("crf_ner", config={"confidences": "maybe"})
+    from spacy_seqlab.components.crf_tagger import CRFTagger
+
+    nlp = spacy.blank("en")
+    with pytest.raises(ValueError, match="confidences must be true or false"):
+        CRFTagger(nlp.vocab, nlp.add_pipe("crf_tagger").model, confidences=1)

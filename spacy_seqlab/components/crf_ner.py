@@ -13,6 +13,7 @@ from spacy.training import Example
 from spacy.vocab import Vocab
 from thinc.api import Model
 
+from ..calibration import apply_span_calibration, check_span_calibration
 from ..crf import TransitionMask, long_rows, nbest, segment_log_probs
 from ..layers.crf import CRFScores, crf_viterbi
 from ..schemes import (
@@ -78,6 +79,7 @@ if not Doc.has_extension(ENTS_CONFIDENCE_EXTENSION):
         "scheme": "BILUO",
         "spans_key": None,
         "neg_prefix": "!",
+        "confidences": True,
         "scorer": {"@scorers": "spacy_seqlab.span_scorer.v1"},
     },
     default_score_weights=spans_meta(None)["score_weights"],
@@ -89,14 +91,17 @@ def make_crf_ner(
     scheme: str,
     spans_key: Optional[str],
     neg_prefix: str,
+    confidences: bool,
     scorer: Optional[Callable],
 ) -> "CRFEntityRecognizer":
     """A CRF span recognizer writing ``doc.ents`` (or ``doc.spans[spans_key]``), with
     the probability of each span in ``span._.crf_confidence``. Its default score weights
-    follow ``spans_key``: ``ents_f``, or ``spans_{spans_key}_f`` with a key."""
+    follow ``spans_key``: ``ents_f``, or ``spans_{spans_key}_f`` with a key.
+    ``confidences = false`` skips the span probabilities (forward-backward): the
+    spans are the same, ``crf_confidence`` None and no "scores" in the span group."""
     recognizer = CRFEntityRecognizer(
         nlp.vocab, model, name, scheme=scheme, spans_key=spans_key, neg_prefix=neg_prefix,
-        scorer=scorer,
+        confidences=confidences, scorer=scorer,
     )
     announce_meta(nlp, name, "crf_ner", **spans_meta(spans_key))
     return recognizer
@@ -123,6 +128,7 @@ class CRFEntityRecognizer(CRFPipe):
         scheme: str = "BILUO",
         spans_key: Optional[str] = None,
         neg_prefix: str = "!",
+        confidences: bool = True,
         scorer: Optional[Callable] = span_score,
     ) -> None:
         check_scheme(scheme)
@@ -134,6 +140,7 @@ class CRFEntityRecognizer(CRFPipe):
             name,
             scorer=scorer,
             cfg={"scheme": scheme, "spans_key": spans_key, "neg_prefix": neg_prefix},
+            confidences=confidences,
         )
 
     @property
@@ -186,12 +193,21 @@ class CRFEntityRecognizer(CRFPipe):
 
     # --- prediction -----------------------------------------------------------------
     def predict(self, docs: Iterable[Doc]) -> SpanPredictions:
-        """Per doc, the spans of the Viterbi tags with their probabilities."""
+        """Per doc, the spans of the Viterbi tags with their probabilities (None with
+        ``confidences`` off)."""
         docs = list(docs)
         scores = self.scores(docs)
         if scores is None:
             return []
-        spans, probs = self._decode_spans(self.clamped(scores, docs))
+        spans, probs = self._decode_spans(self.clamped(scores, docs), self.confidences)
+        if self.span_calibration is not None and self.confidences:
+            probs = [
+                apply_span_calibration(
+                    self.span_calibration, doc_probs, [label for *_, label in doc_spans],
+                    [end - start for start, end, _ in doc_spans],
+                ).tolist()
+                for doc_spans, doc_probs in zip(spans, probs)
+            ]
         label_ids = {label: i for i, label in enumerate(self.labels)}
         return [
             [(start, end, label_ids[label], p) for (start, end, label), p in zip(doc_spans, doc_probs)]
@@ -245,21 +261,56 @@ class CRFEntityRecognizer(CRFPipe):
         return allowed
 
     def confidence_pairs(self, examples: Sequence[Example], scores: CRFScores) -> Tuple[numpy.ndarray, numpy.ndarray]:
-        """The probability of each Viterbi span of the predicted docs of ``examples``
-        under ``scores``, and whether the span (start, end, label) is gold."""
+        """The confidence of each Viterbi span of the predicted docs of ``examples``
+        under ``scores`` (its probability, through the span calibration), and whether
+        the span (start, end, label) is gold."""
+        probs, hits, labels, lengths = self.span_pairs(examples, scores)
+        return apply_span_calibration(self.span_calibration, probs, labels, lengths), hits
+
+    def span_pairs(
+        self, examples: Sequence[Example], scores: CRFScores
+    ) -> Tuple[numpy.ndarray, numpy.ndarray, numpy.ndarray, numpy.ndarray]:
+        """Per Viterbi span of the predicted docs of ``examples`` under ``scores``:
+        its probability (before the span calibration), whether it is gold, its label
+        and its length; (N,) arrays each."""
         spans, probs = self._decode_spans(self.clamped(scores, [eg.predicted for eg in examples]))
         hits = []
         for eg, doc_spans in zip(examples, spans):
             gold = set(tags_to_spans([tag or OUT for tag in self.gold_labels(eg)]))
             hits.extend(span in gold for span in doc_spans)
-        return numpy.asarray([p for doc_probs in probs for p in doc_probs]), numpy.asarray(hits, dtype=bool)
+        flat = [span for doc_spans in spans for span in doc_spans]
+        return (
+            numpy.asarray([p for doc_probs in probs for p in doc_probs], dtype="float64"),
+            numpy.asarray(hits, dtype=bool),
+            numpy.asarray([label for _, _, label in flat], dtype=object),
+            numpy.asarray([end - start for start, end, _ in flat], dtype="int64"),
+        )
 
-    def _decode_spans(self, scores: CRFScores) -> Tuple[List[List[Tuple[int, int, str]]], List[List[float]]]:
+    @property
+    def span_calibration(self) -> Optional[Dict]:
+        """The logistic map applied to each span's probability after the temperature
+        (``spacy_seqlab.calibration.fit_component_span_calibration``); None: none.
+        Saved in ``cfg`` (JSON)."""
+        return self.cfg.get("span_calibration")
+
+    def check_cfg(self) -> None:
+        super().check_cfg()
+        check_span_calibration(self.cfg.get("span_calibration"))
+
+    def set_span_calibration(self, value: Optional[Dict]) -> None:
+        """Set (or with None, remove) the span calibration; ValueError if malformed."""
+        self.cfg["span_calibration"] = check_span_calibration(value)
+
+    def _decode_spans(
+        self, scores: CRFScores, probabilities: bool = True
+    ) -> Tuple[List[List[Tuple[int, int, str]]], List[List[Optional[float]]]]:
         """The spans (start, end, label) of the Viterbi tags of each doc, and their
-        probabilities."""
+        probabilities (None each without ``probabilities``)."""
         tag_set = TagSet(self.output_labels)
         ops = self.model.ops
         spans = [tag_set.spans(ops.to_numpy(path)) for path in crf_viterbi(ops, scores)]
+        if not probabilities:
+            return spans, [[None] * len(doc_spans) for doc_spans in spans]
         return spans, self._span_probabilities(scores, spans)
 
     def _span_probabilities(
@@ -310,18 +361,19 @@ class CRFEntityRecognizer(CRFPipe):
         """Write the spans to ``doc.ents`` (keeping the entities given before, which
         decoding was conditioned on) or to ``doc.spans[spans_key]`` (with their
         probabilities in the group's ``attrs["scores"]``, as spancat does), and the
-        probabilities to the docs (``span._.crf_confidence``)."""
+        probabilities to the docs (``span._.crf_confidence``); spans without one
+        (``confidences`` off) get neither."""
         for doc, doc_preds in zip(docs, preds):
             spans = [Span(doc, start, end, label=self.labels[i]) for start, end, i, _ in doc_preds]
             probs = [p for *_, p in doc_preds]
-            confidences: Dict[str, float] = doc.user_data.setdefault(CONFIDENCE_KEY, {})
-            for span, p in zip(spans, probs):
-                confidences[_span_key(span.start_char, span.end_char, span.label_)] = p
+            scored = all(p is not None for p in probs) and (bool(probs) or self.confidences)
+            if scored:
+                confidences: Dict[str, float] = doc.user_data.setdefault(CONFIDENCE_KEY, {})
+                for span, p in zip(spans, probs):
+                    confidences[_span_key(span.start_char, span.end_char, span.label_)] = p
             if self.spans_key is not None:
-                doc.spans[self.spans_key] = SpanGroup(
-                    doc, name=self.spans_key, spans=spans,
-                    attrs={"scores": numpy.asarray(probs, dtype="float32")},
-                )
+                attrs = {"scores": numpy.asarray(probs, dtype="float32")} if scored else {}
+                doc.spans[self.spans_key] = SpanGroup(doc, name=self.spans_key, spans=spans, attrs=attrs)
                 continue
             existing = list(doc.ents)
             taken = numpy.zeros(len(doc) + 1, dtype=bool)

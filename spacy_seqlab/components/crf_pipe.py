@@ -23,7 +23,7 @@ from thinc.types import Floats1d, Ints1d
 
 from ..calibration import check_temperature, tempered
 from ..crf import TransitionMask, allowed_from_gold, clamp_emissions, long_rows
-from ..layers.crf import CRFGradient, CRFScores, crf_decode, crf_loss
+from ..layers.crf import CRFGradient, CRFScores, crf_decode, crf_loss, crf_viterbi
 from .saved import HEADER, LoadError, check_header, check_weights, make_header, parse_header
 
 Predictions = Tuple[List[Ints1d], List[Floats1d]]
@@ -70,8 +70,14 @@ class CRFPipe(TrainablePipe):
         *,
         scorer: Optional[Callable],
         cfg: Dict,
+        confidences: bool = True,
     ) -> None:
+        if not isinstance(confidences, bool):
+            raise ValueError(f"[{name}] confidences must be true or false, got {confidences!r}")
         self.vocab = vocab
+        # a setting of the pipeline's config, not saved state: a loaded pipeline
+        # follows the config it is loaded with
+        self.confidences = confidences
         self.model = model
         self.name = name
         self.scorer = scorer
@@ -178,13 +184,14 @@ class CRFPipe(TrainablePipe):
             yield from docs
 
     def predict(self, docs: Iterable[Doc]) -> Predictions:
-        """Viterbi label ids per doc and the posterior marginal of each, given the
-        labels already fixed on the docs (``fixed_labels``)."""
+        """Viterbi label ids per doc and the posterior marginal of each (None per doc
+        with ``confidences`` off), given the labels already fixed on the docs
+        (``fixed_labels``)."""
         docs = list(docs)
         scores = self.scores(docs)
         if scores is None:
             return [], []
-        return self.decode(self.clamped(scores, docs))
+        return self.decode(self.clamped(scores, docs), confidences=self.confidences)
 
     def fixed_labels(self, doc: Doc) -> Optional[numpy.ndarray]:
         """(n_tokens, n_output_labels) bool: the labels each token may take given the
@@ -211,9 +218,12 @@ class CRFPipe(TrainablePipe):
         emissions = clamp_emissions(xp, scores.emissions, mask)
         return CRFScores(emissions, scores.lengths, scores.potentials)
 
-    def decode(self, scores: CRFScores) -> Predictions:
+    def decode(self, scores: CRFScores, confidences: bool = True) -> Predictions:
         """Label ids per doc and a confidence for each (here: Viterbi and the posterior
-        marginals); a component with another chain layer decodes its own way."""
+        marginals; without ``confidences``, Viterbi alone and None per doc); a
+        component with another chain layer decodes its own way."""
+        if not confidences:
+            return crf_viterbi(self.model.ops, scores), [None] * int(scores.lengths.shape[0])
         return crf_decode(self.model.ops, scores)
 
     def scores(self, docs: Iterable[Doc]) -> Optional[CRFScores]:
@@ -248,6 +258,10 @@ class CRFPipe(TrainablePipe):
         """Divides every CRF score at prediction (calibration; 1.0: none). Viterbi
         paths do not depend on it, confidences do. Saved in ``cfg``."""
         return float(self.cfg.get("temperature", 1.0))
+
+    def check_cfg(self) -> None:
+        """ValueError unless the fitted settings in ``cfg`` (a loaded one) are valid."""
+        check_temperature(self.cfg.get("temperature", 1.0))
 
     def set_temperature(self, value: float) -> None:
         """Set the temperature (see ``spacy_seqlab.calibration.fit_component_temperature``)."""
@@ -416,6 +430,7 @@ class CRFPipe(TrainablePipe):
         try:
             if "cfg" not in exclude:
                 self.cfg.update(srsly.json_loads(read("cfg")))
+                self.check_cfg()
             if "vocab" not in exclude:
                 load_vocab()
             if "model" not in exclude:

@@ -59,6 +59,7 @@ def _register_confidence_extension(attr: str) -> None:
         "attr": "tag",
         "overwrite": False,
         "neg_prefix": "!",
+        "confidences": True,
         "scorer": {"@scorers": "spacy_seqlab.token_attr_scorer.v1"},
     },
     default_score_weights=token_attr_meta("tag")["score_weights"],
@@ -70,13 +71,16 @@ def make_crf_tagger(
     attr: str,
     overwrite: bool,
     neg_prefix: str,
+    confidences: bool,
     scorer: Optional[Callable],
 ) -> "CRFTagger":
     """A CRF tagger writing ``token.tag_`` (attr="tag") or ``token.pos_`` (attr="pos"),
     and the posterior marginal of each predicted label to ``token._.tag_confidence``
-    (or ``token._.pos_confidence``)."""
+    (or ``token._.pos_confidence``). ``confidences = false`` skips the marginals
+    (forward-backward): the tags are the same, the confidences None."""
     tagger = CRFTagger(
-        nlp.vocab, model, name, attr=attr, overwrite=overwrite, neg_prefix=neg_prefix, scorer=scorer
+        nlp.vocab, model, name, attr=attr, overwrite=overwrite, neg_prefix=neg_prefix,
+        confidences=confidences, scorer=scorer,
     )
     announce_meta(nlp, name, "crf_tagger", **token_attr_meta(attr))
     return tagger
@@ -96,6 +100,7 @@ class CRFTagger(CRFPipe):
         attr: str = "tag",
         overwrite: bool = False,
         neg_prefix: str = "!",
+        confidences: bool = True,
         scorer: Optional[Callable] = token_attr_score,
     ) -> None:
         if attr not in ATTRS:
@@ -108,6 +113,7 @@ class CRFTagger(CRFPipe):
             name,
             scorer=scorer,
             cfg={"attr": attr, "overwrite": overwrite, "neg_prefix": neg_prefix},
+            confidences=confidences,
         )
         _register_confidence_extension(attr)
 
@@ -148,7 +154,8 @@ class CRFTagger(CRFPipe):
 
     def set_annotations(self, docs: Iterable[Doc], preds: Predictions) -> None:
         """Write the labels to ``token.{attr}`` and their confidences to the docs; a
-        label kept with ``overwrite=False`` has confidence 1."""
+        label kept with ``overwrite=False`` has confidence 1. Without confidences
+        (None), any stored before are removed: they would describe other labels."""
         paths, confidences = preds
         values = self._label_values()
         attr_id = ATTRS[self.attr]
@@ -158,12 +165,16 @@ class CRFTagger(CRFPipe):
             if not len(doc):
                 continue
             new = values[self.model.ops.to_numpy(path)]
-            conf = self.model.ops.to_numpy(conf).astype("float64")
             if not self.cfg["overwrite"]:
                 existing = doc.to_array(attr_id).astype("uint64")
                 new = numpy.where(existing != 0, existing, new)
-                conf = numpy.where(existing != 0, 1.0, conf)
             doc.from_array([attr_id], new[:, None])
+            if conf is None:
+                doc.user_data.pop(key, None)
+                continue
+            conf = self.model.ops.to_numpy(conf).astype("float64")
+            if not self.cfg["overwrite"]:
+                conf = numpy.where(existing != 0, 1.0, conf)
             starts, lengths = doc.to_array([IDX, LENGTH]).T.tolist()
             doc.user_data[key] = {
                 "starts": starts,

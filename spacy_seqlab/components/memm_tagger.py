@@ -101,6 +101,7 @@ class MEMMTagger(CRFTagger):
         decoded given it. Pre-set labels are still kept (``overwrite=False``)."""
         return None
 
-    def decode(self, scores: CRFScores) -> Predictions:
-        """Label ids per doc and the local probability of each."""
+    def decode(self, scores: CRFScores, confidences: bool = True) -> Predictions:
+        """Label ids per doc and the local probability of each (a by-product of
+        decoding: always given)."""
         return memm_decode(self.model.ops, scores, self.decoding)

@@ -48,12 +48,13 @@ N_BINS = 15
 
 
 def examples(nlp: Language, path: Path, limit: int = 0) -> List[Example]:
-    """Gold docs of a DocBin, each with an unannotated copy of its tokens run through
-    the components before the CRF (gold tokenization)."""
+    """Gold docs of a DocBin, each with an unannotated copy of its tokens and sentence
+    starts (gold tokenization and sentences, as the accuracy benchmarks score)."""
     refs = list(DocBin().from_disk(path).get_docs(nlp.vocab))
     if limit:
         refs = refs[:limit]
-    return [Example(Doc(nlp.vocab, words=[t.text for t in r], spaces=[bool(t.whitespace_) for t in r]), r) for r in refs]
+    return [Example(Doc(nlp.vocab, words=[t.text for t in r], spaces=[bool(t.whitespace_) for t in r],
+                        sent_starts=[t.is_sent_start for t in r]), r) for r in refs]
 
 
 def run_before(nlp: Language, name: str, egs: List[Example]) -> None:
@@ -98,34 +99,41 @@ def summary(conf: numpy.ndarray, hit: numpy.ndarray) -> Dict[str, Any]:
     }
 
 
+def tagger_logits(nlp: Language, egs: List[Example]) -> Tuple[numpy.ndarray, numpy.ndarray]:
+    """spaCy's ``tagger`` in ``nlp``: the scores of each token with a gold tag (N, labels)
+    (``spacy.Tagger.v2`` does not normalize them at inference: softmax gives its
+    probabilities) and whether its argmax tag is gold (N,)."""
+    name = next(n for n in nlp.pipe_names if nlp.get_pipe_meta(n).factory == "tagger")
+    run_before(nlp, name, egs)
+    tagger = nlp.get_pipe(name)
+    rows, hit = [], []
+    for i in range(0, len(egs), 256):
+        batch = egs[i : i + 256]
+        for eg, scores in zip(batch, tagger.model.predict([eg.predicted for eg in batch])):
+            scores = tagger.model.ops.to_numpy(scores).astype("float64")
+            gold = eg.get_aligned("TAG", as_string=True)
+            known = numpy.asarray([bool(label) for label in gold], dtype=bool)
+            rows.append(scores[known])
+            hit.extend(tagger.labels[int(k)] == label for k, label in zip(scores[known].argmax(axis=1), numpy.asarray(gold, dtype=object)[known]))
+    return numpy.concatenate(rows), numpy.asarray(hit, dtype=bool)
+
+
+def softmax_top(scores: numpy.ndarray, temperature: float = 1.0) -> numpy.ndarray:
+    """The softmax probability of the argmax of each row of ``scores / temperature``."""
+    x = scores / temperature
+    return 1.0 / numpy.exp(x - x.max(axis=1, keepdims=True)).sum(axis=1)
+
+
 def softmax_tagger_anchor(path: Path, test_path: Path, limit: int) -> Dict[str, Any]:
     """spaCy's ``tagger``: the softmax probability of each predicted tag on test."""
     nlp = spacy.load(path)
-    name = next(n for n in nlp.pipe_names if nlp.get_pipe_meta(n).factory == "tagger")
-    egs = examples(nlp, test_path, limit)
-    run_before(nlp, name, egs)
-    tagger = nlp.get_pipe(name)
-    conf, hit = [], []
-    for i in range(0, len(egs), 256):
-        batch = egs[i : i + 256]
-        for eg, probs in zip(batch, tagger.model.predict([eg.predicted for eg in batch])):
-            logits = tagger.model.ops.to_numpy(probs).astype("float64")  # spacy.Tagger.v2 does not normalize at inference
-            probs = numpy.exp(logits - logits.max(axis=1, keepdims=True))
-            probs /= probs.sum(axis=1, keepdims=True)
-            gold = eg.get_aligned("TAG", as_string=True)
-            for token_probs, label in zip(probs, gold):
-                if label:
-                    k = int(token_probs.argmax())
-                    conf.append(float(token_probs[k]))
-                    hit.append(tagger.labels[k] == label)
-    return {"model": str(path), **summary(numpy.asarray(conf), numpy.asarray(hit))}
+    scores, hit = tagger_logits(nlp, examples(nlp, test_path, limit))
+    return {"model": str(path), **summary(softmax_top(scores), hit)}
 
 
-def spancat_anchor(path: Path, test_path: Path, limit: int) -> Dict[str, Any]:
-    """spaCy's ``spancat`` (trained on the same entities as doc.spans["sc"]): the score
-    of each span it predicts on test (above its threshold) and whether it is gold."""
-    nlp = spacy.load(path)
-    egs = examples(nlp, test_path, limit)
+def spancat_pairs(nlp: Language, egs: List[Example]) -> Tuple[numpy.ndarray, numpy.ndarray]:
+    """spaCy's ``spancat`` (trained on the entities as doc.spans["sc"]): the score of
+    each span it predicts (above its threshold) and whether it is gold."""
     conf, hit = [], []
     for eg, doc in zip(egs, nlp.pipe([eg.predicted for eg in egs])):
         gold = {(e.start, e.end, e.label_) for e in eg.reference.ents}
@@ -133,7 +141,13 @@ def spancat_anchor(path: Path, test_path: Path, limit: int) -> Dict[str, Any]:
         for span, score in zip(group, group.attrs["scores"]):
             conf.append(float(numpy.max(score)))
             hit.append((span.start, span.end, span.label_) in gold)
-    return {"model": str(path), **summary(numpy.asarray(conf), numpy.asarray(hit))}
+    return numpy.asarray(conf), numpy.asarray(hit, dtype=bool)
+
+
+def spancat_anchor(path: Path, test_path: Path, limit: int) -> Dict[str, Any]:
+    """spaCy's ``spancat`` on test: the calibration of its span scores."""
+    nlp = spacy.load(path)
+    return {"model": str(path), **summary(*spancat_pairs(nlp, examples(nlp, test_path, limit)))}
 
 
 def plot(result: Dict[str, Any], title: str, path: str) -> None:
@@ -144,7 +158,8 @@ def plot(result: Dict[str, Any], title: str, path: str) -> None:
 
     fig, ax = plt.subplots(figsize=(4.5, 4.5))
     ax.plot([0, 1], [0, 1], color="grey", lw=1, ls="--")
-    for label in ("raw", "tempered"):
+    shown = [label for label in ("raw", "tempered", "calibrated") if label in result]
+    for label in shown:
         bins = result[label]["bins"]
         ax.plot([b["confidence"] for b in bins], [b["accuracy"] for b in bins], marker="o",
                 label=f"{label} (ECE {result[label]['ece']:.3f})")
@@ -152,7 +167,7 @@ def plot(result: Dict[str, Any], title: str, path: str) -> None:
     ax.set_ylabel("accuracy")
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=8)
-    low = min(min(b["confidence"], b["accuracy"]) for r in ("raw", "tempered") for b in result[r]["bins"])
+    low = min(min(b["confidence"], b["accuracy"]) for r in shown for b in result[r]["bins"])
     ax.set_xlim(max(0.0, low - 0.05), 1.0)
     ax.set_ylim(max(0.0, low - 0.05), 1.0)
     fig.tight_layout()

@@ -12,6 +12,7 @@ import numpy
 
 from spacy_seqlab.crf import (
     ChainPotentials,
+    decode,
     TransitionMask,
     clamp_emissions,
     forward_backward,
@@ -127,6 +128,7 @@ def compare(problem: Problem, *, brute_force: bool = True) -> List[str]:
         errors += _check_segments(problem, E, pot, messages)
 
     errors += _check_viterbi(problem, E, lengths, pot, eps)
+    errors += _check_decode(E, lengths, pot, refs)
     if brute_force:
         errors += _check_nbest(problem, E, pot, eps)
     return errors
@@ -166,6 +168,32 @@ def _check_viterbi(problem: Problem, E, lengths, pot, eps: float) -> List[str]:
         got = reference.path_score(*row, paths[b, :n].tolist())
         if not (_close(scores[b], best, eps) and _close(got, best, eps)):
             errors.append(f"viterbi row {b}: path scores {got!r} (reported {scores[b]!r}), best {best!r}")
+    return errors
+
+
+def _check_decode(E, lengths, pot, refs) -> List[str]:
+    """``decode`` (what components predict with): the paths of ``viterbi`` and, at
+    them, the reference marginals (float64, and float32 within its rounding)."""
+    want, _ = viterbi(numpy, E, lengths, pot)
+    errors = []
+    for dtype, tol in (("float64", 1e-9), ("float32", 2e-4)):
+        paths, chosen = decode(numpy, E, lengths, pot, marginals=True, dtype=dtype)
+        if _has_nan(chosen):
+            errors.append(f"{NAN}: decode({dtype})")
+            continue
+        if not (paths == want).all():
+            errors.append(f"decode({dtype}): paths differ from viterbi's")
+            continue
+        for b, (log_z, nodes, _) in enumerate(refs):
+            n = int(lengths[b])
+            if log_z == -numpy.inf:
+                continue
+            at_path = nodes[numpy.arange(n), paths[b, :n]]
+            if numpy.abs(chosen[b, :n] - at_path).max() > tol or (chosen[b, n:] != 0).any():
+                errors.append(f"decode({dtype}) marginals row {b}: max diff {numpy.abs(chosen[b, :n] - at_path).max():.3g}")
+    paths, chosen = decode(numpy, E, lengths, pot, marginals=False)
+    if chosen is not None or not (paths == want).all():
+        errors.append("decode without marginals: not viterbi's paths alone")
     return errors
 
 

@@ -194,3 +194,16 @@ def test_confidences_setting_must_be_a_bool():
     nlp = spacy.blank("en")
     with pytest.raises(ValueError, match="confidences must be true or false"):
         CRFTagger(nlp.vocab, nlp.add_pipe("crf_tagger").model, confidences=1)
+
+
+def test_token_confidences_stored_as_label_strings_still_read(tagger):
+    # docs annotated by earlier versions keep lists and label strings in user_data
+    doc = tagger("She will fight")
+    stored = doc.user_data["spacy_seqlab.confidence.tag"]
+    doc.user_data["spacy_seqlab.confidence.tag"] = {
+        "starts": stored["starts"].tolist(), "ends": stored["ends"].tolist(),
+        "labels": [t.tag_ for t in doc], "values": stored["values"].tolist(),
+    }
+    assert [t._.tag_confidence for t in doc] == pytest.approx(stored["values"].tolist())
+    doc[0].tag_ = "XX"
+    assert doc[0]._.tag_confidence is None

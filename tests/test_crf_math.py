@@ -198,3 +198,46 @@ def test_viterbi_with_many_labels_equals_reference(scale):
         path, score = reference_viterbi(E[b], n, A, s, e)
         assert paths[b, :n].tolist() == path
         assert scores[b] == pytest.approx(score, rel=1e-5)
+
+
+def dense_viterbi(E, A, s, e):
+    """Textbook max-plus recursion and backtrace over every label pair (float64)."""
+    best, back = s + E[0], []
+    for t in range(1, E.shape[0]):
+        cand = best[:, None] + A
+        back.append(cand.argmax(axis=0))
+        best = cand.max(axis=0) + E[t]
+    path = [int((best + e).argmax())]
+    for pointers in reversed(back):
+        path.append(int(pointers[path[-1]]))
+    return path[::-1]
+
+
+def test_pruned_viterbi_steps_equal_the_dense_recursion(monkeypatch):
+    # confident emissions leave each row one candidate predecessor, middling ones a
+    # few (the sparse step), flat ones many (the dense step): every kind must be exact
+    import importlib
+
+    module = importlib.import_module("spacy_seqlab.crf.viterbi")
+    candidates = []  # per step: the most candidate predecessors of any row
+    sparse_step = module._sparse_step
+
+    def spy(xp_, prev, A, bounds, columns):
+        best = prev.argmax(axis=1)
+        peak = prev[numpy.arange(prev.shape[0]), best]
+        candidates.append(int((prev >= peak[:, None] - bounds[best]).sum(axis=1).max()))
+        return sparse_step(xp_, prev, A, bounds, columns)
+
+    monkeypatch.setattr(module, "_sparse_step", spy)
+    L, lengths = 24, [30, 17, 1, 25, 30, 9]
+    for seed, scale in enumerate([0.05, 1.0, 4.0, 40.0, 1e4]):
+        rng = numpy.random.default_rng(seed)
+        E = rng.normal(size=(len(lengths), 30, L)) * scale
+        pot = ChainPotentials(rng.normal(size=(L, L)) * 2, rng.normal(size=L), rng.normal(size=L))
+        paths, scores = viterbi(xp, E, numpy.asarray(lengths), pot)
+        for b, n in enumerate(lengths):
+            assert paths[b, :n].tolist() == dense_viterbi(E[b, :n], pot.transitions, pot.start, pot.end)
+            assert scores[b] == pytest.approx(reference.viterbi_score(E[b, :n], pot.transitions, pot.start, pot.end))
+    assert 1 in candidates  # one candidate
+    assert any(1 < k <= L // 4 for k in candidates)  # a few: the sparse step
+    assert any(k > L // 4 for k in candidates)  # many: the dense step

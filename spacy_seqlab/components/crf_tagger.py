@@ -7,7 +7,6 @@ import numpy
 from spacy.attrs import IDX, LENGTH, POS, TAG
 from spacy.language import Language
 from spacy.parts_of_speech import IDS as UPOS_IDS
-from spacy.parts_of_speech import NAMES as UPOS_NAMES
 from spacy.tokens import Doc, Token
 from spacy.training import Example
 from spacy.vocab import Vocab
@@ -34,14 +33,14 @@ def token_confidence(attr: str, token: Token) -> Optional[float]:
     if not stored:
         return None
     starts = stored["starts"]
-    i = bisect_left(starts, token.idx)
-    if (
-        i < len(starts)
-        and starts[i] == token.idx
-        and stored["ends"][i] == token.idx + len(token)
-        and stored["labels"][i] == getattr(token, f"{attr}_")
-    ):
-        return stored["values"][i]
+    i = int(numpy.searchsorted(starts, token.idx)) if isinstance(starts, numpy.ndarray) else bisect_left(starts, token.idx)
+    if i < len(starts) and starts[i] == token.idx and stored["ends"][i] == token.idx + len(token):
+        if "label_values" in stored:  # the label as stored in the doc array (a hash or UPOS id)
+            same = int(stored["label_values"][i]) == getattr(token, attr)
+        else:  # docs annotated by earlier versions store the label strings
+            same = stored["labels"][i] == getattr(token, f"{attr}_")
+        if same:
+            return float(stored["values"][i])
     return None
 
 
@@ -160,29 +159,28 @@ class CRFTagger(CRFPipe):
         values = self._label_values()
         attr_id = ATTRS[self.attr]
         key = CONFIDENCE_KEY.format(attr=self.attr)
-        names = dict(zip(values.tolist(), self.labels))  # token loops are slow: map values
         for doc, path, conf in zip(docs, paths, confidences):
             if not len(doc):
                 continue
-            new = values[self.model.ops.to_numpy(path)]
+            path = self.model.ops.to_numpy(path)
+            new = values[path]
+            kept = None
             if not self.cfg["overwrite"]:
                 existing = doc.to_array(attr_id).astype("uint64")
-                new = numpy.where(existing != 0, existing, new)
+                kept = existing != 0
+                new = numpy.where(kept, existing, new) if kept.any() else new
             doc.from_array([attr_id], new[:, None])
             if conf is None:
                 doc.user_data.pop(key, None)
                 continue
             conf = self.model.ops.to_numpy(conf).astype("float64")
-            if not self.cfg["overwrite"]:
-                conf = numpy.where(existing != 0, 1.0, conf)
-            starts, lengths = doc.to_array([IDX, LENGTH]).T.tolist()
+            if kept is not None and kept.any():
+                conf = numpy.where(kept, 1.0, conf)
+            bounds = doc.to_array([IDX, LENGTH]).astype("int64")
+            # arrays, not lists: a list per token costs more than the decoding
             doc.user_data[key] = {
-                "starts": starts,
-                "ends": [start + length for start, length in zip(starts, lengths)],
-                "labels": [names.get(value) or self._label_name(value) for value in new.tolist()],
-                "values": conf.tolist(),
+                "starts": bounds[:, 0],
+                "ends": bounds[:, 0] + bounds[:, 1],
+                "label_values": new,
+                "values": conf,
             }
-
-    def _label_name(self, value: int) -> str:
-        """The label string of a value of ``attr`` as stored in the doc array."""
-        return UPOS_NAMES[value] if self.attr == "pos" else self.vocab.strings[value]

@@ -1,4 +1,5 @@
 """Linear-chain CRF math on plain arrays (numpy or cupy through ``xp``)."""
+from .decode import decode
 from .forward_backward import Marginals, Messages, forward_backward, log_messages
 from .nbest import nbest
 from .potentials import (
@@ -19,6 +20,7 @@ __all__ = [
     "TransitionMask",
     "allowed_from_gold",
     "clamp_emissions",
+    "decode",
     "forward_backward",
     "gold_counts",
     "log_messages",

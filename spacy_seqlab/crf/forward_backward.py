@@ -139,14 +139,30 @@ class _Batch:
     e: Any
 
 
+def path_marginals(xp, E, lengths, peak, potentials: ChainPotentials, paths, *, dtype: str = "float32"):
+    """The node marginal (B, T) of the label ``paths`` (B, T) takes at each position
+    (0 at padding): ``forward_backward(...).nodes`` at the paths alone, for emissions
+    that ``check_emissions`` has validated (``peak``: what it returned), without
+    checking them again or forming the (B, T, L) marginals."""
+    batch = _sorted_batch(xp, E, lengths, peak, potentials)
+    idx = xp.maximum(paths if batch.sorted else paths[batch.order], 0)
+    out = xp.zeros(idx.shape, dtype=dtype)
+    for part in _solve(xp, batch, None, dtype):
+        out[part.rows, : part.steps] = part.at(xp, idx[part.rows, : part.steps])
+    return out if batch.sorted else out[inverse_permutation(xp, batch.order)]
+
+
 def _prepare(xp, emissions, lengths, potentials: ChainPotentials) -> _Batch:
     E = xp.asarray(emissions)
     if E.dtype not in (xp.float32, xp.float64):
         E = E.astype("float64")
     lengths = xp.asarray(lengths, dtype="int64")
     check_lengths(xp, E, lengths)
+    return _sorted_batch(xp, E, lengths, check_emissions(xp, E, lengths), potentials)
+
+
+def _sorted_batch(xp, E, lengths, peak, potentials: ChainPotentials) -> _Batch:
     A, s, e = potentials.masked(xp, n_labels=E.shape[2])
-    peak = check_emissions(xp, E, lengths)
     order, E, lengths = sort_by_length(xp, E, lengths)
     in_order = bool((order == xp.arange(order.shape[0])).all())
     return _Batch(order, in_order, E, lengths, peak if in_order else peak[order], A, s, e)
@@ -207,6 +223,10 @@ class _Scaled:
         nodes *= self.beta
         return nodes
 
+    def at(self, xp, labels):
+        """The node marginals at ``labels`` (n, steps) of each position."""
+        return _take_labels(xp, self.alpha, labels) * _take_labels(xp, self.beta, labels)
+
     def log_messages(self, xp):
         log_c = self.log_c.cumsum(axis=1)[..., None]
         with numpy.errstate(divide="ignore", invalid="ignore"):
@@ -236,12 +256,13 @@ def _scaled(xp, batch: _Batch, rows, counts, limit: Budget) -> Optional[_Scaled]
         m = (batch.peak if everything else batch.peak[rows])[:, :T]
         m = xp.where(xp.isfinite(m), m, 0.0)
         work = numpy.promote_types(E.dtype, dtype)  # E - m rounded once, in the finer dtype
-        emit = xp.exp((E.astype(work, copy=False) - m[..., None].astype(work)).astype(dtype, copy=False))
+        emit = xp.empty((B, T, L), dtype=dtype)  # filled by _forward, never at padding
+        shift = m.astype(work)
         m = m.astype("float64")
         first, m[:, 0] = _shifted_exp(xp, s[None, :] + E[:, 0])
         emit[:, 0] = first
         m[:, 1:] += amax
-        alpha, c = _forward(xp, emit, expA, lengths)
+        alpha, c = _forward(xp, emit, E, shift, expA, lengths)
         if limit.floor is not None:
             keep = ~((alpha > 0) & (alpha < limit.floor)).any(axis=(1, 2))
             if not bool(keep.all()):
@@ -268,10 +289,12 @@ def _scaled(xp, batch: _Batch, rows, counts, limit: Budget) -> Optional[_Scaled]
     return _Scaled(rows, lengths, T, alpha, beta, log_c, log_z, transitions)
 
 
-def _forward(xp, emit, expA, lengths):
+def _forward(xp, emit, E, shift, expA, lengths):
     """alpha_t = (alpha_{t-1} @ exp(A)) * emit_t / c_t, c_t the normalizer (1 at
-    padding). In a row without any allowed prefix c_t = 0: its messages are set to 0
-    and its normalizers to 1 (from there on), so nothing but its log Z (-inf) shows it."""
+    padding), with emit_t = exp(E_t - shift_t) computed here for the running rows
+    (``emit[:, 0]`` is given) and kept for the backward pass. In a row without any
+    allowed prefix c_t = 0: its messages are set to 0 and its normalizers to 1 (from
+    there on), so nothing but its log Z (-inf) shows it."""
     B, T, L = emit.shape
     n_at = active_rows(lengths, T)
     alpha = xp.zeros((B, T, L), dtype=emit.dtype)
@@ -279,11 +302,18 @@ def _forward(xp, emit, expA, lengths):
     xp.sum(emit[:, 0], axis=1, out=c[:, 0])
     xp.divide(emit[:, 0], c[:, 0, None], out=alpha[:, 0])
     ones = xp.ones((L,), dtype=emit.dtype)
+    work = shift.dtype
     for t in range(1, T):
         n = n_at[t]
+        e_t = emit[:n, t]
+        if work == emit.dtype:
+            xp.subtract(E[:n, t], shift[:n, t, None], out=e_t)
+        else:  # E - shift rounded once, in the finer dtype
+            e_t[...] = E[:n, t].astype(work, copy=False) - shift[:n, t, None]
+        xp.exp(e_t, out=e_t)
         a = alpha[:n, t]
         xp.matmul(alpha[:n, t - 1], expA, out=a)
-        a *= emit[:n, t]
+        a *= e_t
         c_t = xp.matmul(a, ones, out=c[:n, t])
         a /= c_t[:, None]
     dead = ~(c > 0)  # 0, or NaN after 0 / 0
@@ -297,15 +327,18 @@ def _backward(xp, emit, expA, alpha, beta, c, n_at, counts):
     """beta_t = w_{t+1} @ exp(A).T with w_{t+1} = emit_{t+1} * beta_{t+1} / c_{t+1}, the
     forward normalizers, so that alpha_t * beta_t is the marginal; fills ``beta`` and
     returns the expected transition counts xi_t(i, j) = alpha_t(i) exp(A)(i, j) w_{t+1}(j).
-    ``emit`` is divided by the normalizers in place."""
+    ``emit`` is read at the running rows only."""
     B, T, L = alpha.shape
     expA_T = xp.ascontiguousarray(expA.T)
-    emit /= c[..., None]
-    w = xp.zeros((B, T, L), dtype=alpha.dtype)  # w[:, t] holds w_{t+1}; 0 past each row
+    if counts == "sequence":  # w[:, t] holds w_{t+1}; 0 past each row
+        w = xp.zeros((B, T, L), dtype=alpha.dtype)
+    else:
+        w = xp.empty((B, L), dtype=alpha.dtype)
     transitions = xp.zeros((L, L), dtype=alpha.dtype) if counts == "batch" else None
     for t in range(T - 2, -1, -1):
         n = n_at[t + 1]
-        w_t = xp.multiply(emit[:n, t + 1], beta[:n, t + 1], out=w[:n, t])
+        w_t = xp.multiply(emit[:n, t + 1], beta[:n, t + 1], out=w[:n, t] if counts == "sequence" else w[:n])
+        w_t /= c[:n, t + 1, None]
         xp.matmul(w_t, expA_T, out=beta[:n, t])
         if counts == "batch":  # small products: one BLAS thread each (see GEMM_ROWS)
             for i in range(0, n, GEMM_ROWS):
@@ -316,6 +349,11 @@ def _backward(xp, emit, expA, alpha, beta, c, n_at, counts):
     if transitions is not None:
         transitions = transitions.astype("float64") * expA
     return transitions
+
+
+def _take_labels(xp, x, labels):
+    """``x[b, t, labels[b, t]]`` (n, steps) of ``x`` (n, steps, L)."""
+    return xp.take_along_axis(x, labels[..., None], axis=2)[..., 0]
 
 
 def _logsumexp(xp, x, axis: int):
@@ -341,6 +379,9 @@ class _Exact:
 
     def nodes(self, xp):
         return self.node_marginals
+
+    def at(self, xp, labels):
+        return _take_labels(xp, self.node_marginals, labels)
 
     def log_messages(self, xp):
         return self.log_alpha, self.log_beta

@@ -1,5 +1,5 @@
 """Viterbi decoding for a batch of linear-chain CRFs, with vectorized backtrace."""
-from typing import Any, Tuple
+from typing import Any, Optional, Tuple
 
 import numpy
 
@@ -12,6 +12,8 @@ from .batching import (
 )
 from .potentials import ChainPotentials, sequence_scores
 
+MAX_BOUNDED_LABELS = 128  # the pruning bounds are (L, L), computed in O(L^3)
+
 
 def viterbi(xp, emissions, lengths, potentials: ChainPotentials) -> Tuple[Any, Any]:
     """Best label sequence of each row of ``emissions`` (B, T, L).
@@ -22,51 +24,52 @@ def viterbi(xp, emissions, lengths, potentials: ChainPotentials) -> Tuple[Any, A
     emissions inside a row raise ValueError. Runs in float32 unless the emissions are
     float64; the scores are summed in float64.
 
-    Scores are kept batch-last, ``(T, L, B)``, so each step's max over the previous
-    label reduces the outer axis of a contiguous ``(L, L, n)`` block, which numpy
-    vectorizes. Only the best scores are stored: the backtrace recovers each
-    backpointer with one ``(L, n)`` argmax per step.
+    Without forbidden transitions, each step maximizes over the candidate predecessors
+    of each row alone (``_sparse_step``): once the emissions are confident, a row has
+    one or two. Otherwise the max over the previous label reduces the outer axis of a
+    contiguous ``(L, n, L)`` block, which numpy vectorizes. Only the best scores are
+    stored: the backtrace recovers each backpointer with one ``(n, L)`` argmax per
+    step.
     """
     E = xp.asarray(emissions)
-    dtype = "float64" if E.dtype == xp.float64 else "float32"
-    E = E.astype(dtype, copy=False)
+    E = E.astype("float64" if E.dtype == xp.float64 else "float32", copy=False)
     lengths = xp.asarray(lengths, dtype="int64")
     check_lengths(xp, E, lengths)
     check_emissions(xp, E, lengths)
+    paths = best_paths(xp, E, lengths, potentials)
+    # the chosen paths' scores summed in float64 (a float32 recursion rounds them)
+    return paths, sequence_scores(xp, E, lengths, paths, potentials)
+
+
+def best_paths(xp, E, lengths, potentials: ChainPotentials) -> Any:
+    """The paths of ``viterbi`` (B, T) for emissions it has validated (float32 or
+    float64, lengths int64), without the checks and the scores."""
+    dtype = "float64" if E.dtype == xp.float64 else "float32"
     B, T_padded, L = E.shape
     A, s, e = potentials.masked(xp, dtype=dtype, n_labels=L)
     if B == 0:
-        return xp.zeros((0, T_padded), dtype="int64"), xp.zeros((0,), dtype="float64")
-    A_col = xp.ascontiguousarray(A[:, :, None])  # (L_prev, L, 1)
-    unsorted = E
+        return xp.zeros((0, T_padded), dtype="int64")
     order, E, len_sorted = sort_by_length(xp, E, lengths)
     T = int(len_sorted[0])  # steps past the longest row are all padding
-    E_t = xp.ascontiguousarray(E[:, :T].transpose(1, 2, 0))  # (T, L, B)
     n_at = active_rows(len_sorted, T)
-    best = xp.empty((T, L, B), dtype=dtype)  # best score of a path ending in (t, j)
+    best = xp.empty((T, B, L), dtype=dtype)  # best[t, b, j]: of a path ending in j at t
     buffer = xp.empty(L * L * B, dtype=dtype)
-    # A previous label i can only be the best predecessor of some j if its score is
-    # within the spread of the transition scores of the best one: the rest are pruned
-    # (exactly), which leaves few candidates once the emissions are confident.
-    spread = float(A.max() - A.min()) if bool(xp.isfinite(A).all()) else None
+    A_rows = xp.ascontiguousarray(A[:, None, :])  # (L_prev, 1, L)
+    A_T = xp.ascontiguousarray(A.T)
+    bounds = _pruning_bounds(xp, A)
+    columns = xp.arange(B)
     with numpy.errstate(invalid="ignore"):
-        best[0] = s[:, None] + E_t[0]
+        best[0] = s[None, :] + E[:, 0]
         for t in range(1, T):
             n = n_at[t]
-            prev = best[t - 1, :, :n]
-            k = L
-            if spread is not None:
-                k = int((prev >= prev.max(axis=0) - spread).sum(axis=0).max())
-            if 4 * k <= L:
-                top = xp.argpartition(prev, L - k, axis=0)[L - k :]  # (k, n) best labels
-                values = xp.take_along_axis(prev, top, axis=0)
-                cand = values[:, None, :] + A[top].transpose(0, 2, 1)  # (k, L, n)
-            else:
-                cand = buffer[: L * L * n].reshape(L, L, n)  # cand[i, j, b]: via i -> j
-                xp.add(prev[:, None, :], A_col, out=cand)
-            xp.add(cand.max(axis=0), E_t[t, :, :n], out=best[t, :, :n])
-        rows = xp.arange(B)
-        final = best[len_sorted - 1, :, rows] + e[None, :]  # (B, L)
+            prev = best[t - 1, :n]
+            step = None if bounds is None else _sparse_step(xp, prev, A, bounds, columns)
+            if step is None:
+                cand = buffer[: L * n * L].reshape(L, n, L)  # cand[i, b, j]: via i -> j
+                xp.add(prev.T[:, :, None], A_rows, out=cand)
+                step = cand.max(axis=0)
+            xp.add(step, E[:n, t], out=best[t, :n])
+        final = best[len_sorted - 1, columns] + e[None, :]  # (B, L)
         last = final.argmax(axis=1)
         paths = xp.full((B, T_padded), -1, dtype="int64")
         current = last.copy()
@@ -75,8 +78,41 @@ def viterbi(xp, emissions, lengths, potentials: ChainPotentials) -> Tuple[Any, A
             current = xp.where(len_sorted - 1 == t, last, current)
             paths[:n, t] = current[:n]
             if t > 0:
-                current[:n] = (best[t - 1, :, :n] + A[:, current[:n]]).argmax(axis=0)
-    inverse = inverse_permutation(xp, order)
-    paths = paths[inverse]
-    # the chosen paths' scores summed in float64 (a float32 recursion rounds them)
-    return paths, sequence_scores(xp, unsorted, lengths, paths, potentials)
+                current[:n] = (best[t - 1, :n] + A_T[current[:n]]).argmax(axis=1)
+    return paths[inverse_permutation(xp, order)]
+
+
+def _pruning_bounds(xp, A) -> Optional[Any]:
+    """``bounds[i*, i]``: how far below the best previous label i* a label i may lie
+    and still beat it as the predecessor of some label, ``max_j A[i, j] - A[i*, j]``
+    (further below, it loses to i* whatever comes next), widened by a rounding margin.
+    None with forbidden transitions (i* may not reach every label) or more than
+    ``MAX_BOUNDED_LABELS`` labels."""
+    L = A.shape[0]
+    if L > MAX_BOUNDED_LABELS or not bool(xp.isfinite(A).all()):
+        return None
+    A64 = A.astype("float64")
+    bounds = (A64[None, :, :] - A64[:, None, :]).max(axis=2)  # [i*, i]
+    return (bounds + 1e-5 * (xp.abs(bounds) + float(xp.abs(A64).max())) + 1e-30).astype(A.dtype)
+
+
+def _sparse_step(xp, prev, A, bounds, columns) -> Optional[Any]:
+    """``max_i prev[b, i] + A[i, j]`` (n, L) over the candidate predecessors of each row
+    only: the labels within ``bounds`` of the row's best (the others lose to it, so
+    the max is exact). None when the candidates are too many to pay off."""
+    n, L = prev.shape
+    cols = columns[:n]
+    best_label = prev.argmax(axis=1)
+    peak = prev[cols, best_label]
+    candidate = prev >= peak[:, None] - bounds[best_label]  # -inf rows keep every label
+    k = int(candidate.sum(axis=1).max())
+    if k == 1:
+        return peak[:, None] + A[best_label]
+    if 4 * k > L:
+        return None
+    rank = xp.cumsum(candidate, axis=1) - 1
+    rows, labels = xp.nonzero(candidate)
+    top = xp.empty((k, n), dtype="int64")
+    top[...] = best_label  # rows with fewer candidates repeat their best
+    top[rank[rows, labels], rows] = labels
+    return (prev[cols, top][:, :, None] + A[top]).max(axis=0)

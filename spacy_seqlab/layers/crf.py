@@ -16,9 +16,9 @@ from ..crf import (
     clamp_emissions,
     forward_backward,
     gold_counts,
-    long_rows,
     sequence_scores,
 )
+from ..crf.decode import decode
 from ..crf.batching import check_emissions
 
 InT = List[Floats2d]
@@ -204,22 +204,13 @@ def _gradient(ops: Ops, d_emissions, d_trans, lengths) -> CRFGradient:
 def crf_decode(ops: Ops, scores: CRFScores) -> Tuple[List[Ints1d], List[Floats1d]]:
     """Viterbi label ids per doc, and the posterior marginal of each chosen label in
     [0, 1] (empty arrays for empty docs). Long docs run in segments (``long_rows``)."""
-
-    def paths_and_marginals(xp, emissions, lengths, potentials):
-        paths, _ = long_rows.viterbi(xp, emissions, lengths, potentials)
-        nodes = long_rows.forward_backward(
-            xp, emissions, lengths, potentials, counts=None, dtype="float32"
-        ).nodes
-        chosen = xp.take_along_axis(nodes, xp.maximum(paths, 0)[..., None], axis=2)[..., 0]
-        return paths, xp.clip(chosen, 0.0, 1.0)  # float32 rounding may pass 1 by ~1e-6
-
-    return decode_per_doc(ops, scores, paths_and_marginals)
+    return decode_per_doc(ops, scores, lambda *args: decode(*args, marginals=True))
 
 
 def crf_viterbi(ops: Ops, scores: CRFScores) -> List[Ints1d]:
     """Viterbi label ids per doc (an empty array for an empty doc); long docs run in
     segments (``long_rows``)."""
-    return decode_per_doc(ops, scores, lambda *args: (long_rows.viterbi(*args)[0], None))[0]
+    return decode_per_doc(ops, scores, lambda *args: decode(*args, marginals=False))[0]
 
 
 def decode_per_doc(

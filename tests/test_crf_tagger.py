@@ -235,3 +235,30 @@ def test_corrupted_model_directory_gives_clear_error(trained, tmp_path, damage):
         model_file.unlink()
     with pytest.raises(ValueError, match=r"\[crf_tagger\] could not load"):
         spacy.load(tmp_path)
+
+
+def test_a_stream_is_predicted_in_batches_of_similar_length_and_comes_out_in_order(trained, monkeypatch):
+    nlp, _ = trained
+    pipe = nlp.get_pipe("crf_tagger")
+    words = "I will fight the books they read".split()
+    texts = [" ".join(words[: 1 + (i * 5) % 7]) for i in range(23)]
+    alone = [predictions(nlp, [t])[0] for t in texts]
+    seen = []
+    predict = pipe.predict
+
+    def spy(docs):
+        docs = list(docs)
+        seen.append([len(doc) for doc in docs])
+        return predict(docs)
+
+    monkeypatch.setattr(pipe, "predict", spy)
+    docs = list(nlp.pipe(texts, batch_size=3))
+    assert [doc.text for doc in docs] == texts
+    assert [[(t.tag_, t._.tag_confidence) for t in doc] for doc in docs] == [
+        [(t, pytest.approx(c, rel=1e-5)) for t, c in d] for d in alone
+    ]
+    assert all(len(batch) <= 3 for batch in seen) and sum(map(len, seen)) == len(texts)
+    # within each window of 4 batches (12 docs), the batches run shortest first
+    for start in range(0, len(seen), 4):
+        lengths = [n for batch in seen[start : start + 4] for n in batch]
+        assert lengths == sorted(lengths)

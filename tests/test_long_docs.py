@@ -221,7 +221,7 @@ def test_pipe_predicts_long_docs_alone(monkeypatch, tagger):
     texts = [long_words(7), long_words(1500), long_words(12), long_words(3)]
     docs = list(tagger.pipe((Doc(tagger.vocab, words=w) for w in texts), batch_size=10))
     assert [len(doc) for doc in docs] == [7, 1500, 12, 3]
-    assert sorted(batches) == [[7, 12, 3], [1500]]
+    assert batches == [[3, 7, 12], [1500]]  # short docs by length, then each long one
     for doc, words in zip(docs, texts):
         alone = tagger(Doc(tagger.vocab, words=words))
         assert [t.tag_ for t in doc] == [t.tag_ for t in alone]

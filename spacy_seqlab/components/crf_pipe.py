@@ -26,7 +26,9 @@ from ..crf import TransitionMask, allowed_from_gold, clamp_emissions, long_rows
 from ..layers.crf import CRFGradient, CRFScores, crf_decode, crf_loss, crf_viterbi
 from .saved import HEADER, LoadError, check_header, check_weights, make_header, parse_header
 
-Predictions = Tuple[List[Ints1d], List[Floats1d]]
+Predictions = Tuple[List[Ints1d], List[Optional[Floats1d]]]
+# batches whose docs ``CRFPipe.pipe`` sorts by length before predicting them
+SORT_WINDOW = 4
 
 # the CNN tok2vec of spaCy's own tagger and ner, feeding the CRF
 DEFAULT_CRF_MODEL = Config().from_str(
@@ -168,20 +170,24 @@ class CRFPipe(TrainablePipe):
 
     # --- prediction -------------------------------------------------------------
     def pipe(self, stream: Iterable[Doc], *, batch_size: int = 128) -> Iterable[Doc]:
-        """``TrainablePipe.pipe``, except that each doc longer than
-        ``long_rows.LONG_ROW`` tokens is predicted in a batch of its own: a batch's
-        scores are padded to (docs, longest doc, labels), and memory should stay
-        proportional to the tokens. Docs come out in their order."""
-        for docs in util.minibatch(stream, size=batch_size):
-            long = [doc for doc in docs if len(doc) > long_rows.LONG_ROW]
-            if not long or len(docs) == 1:
-                yield from super().pipe(docs, batch_size=batch_size)
+        """``TrainablePipe.pipe``, except for which docs are predicted together: the
+        docs of ``SORT_WINDOW`` batches at a time are sorted by length and cut into
+        batches of ``batch_size`` (the recursions step through the longest doc of a
+        batch, so similar lengths waste fewer steps), and each doc longer than
+        ``long_rows.LONG_ROW`` tokens is predicted in a batch of its own (memory then
+        stays proportional to the tokens). Docs come out in their order."""
+        for window in util.minibatch(stream, size=batch_size * SORT_WINDOW):
+            if len(window) <= batch_size and all(len(doc) <= long_rows.LONG_ROW for doc in window):
+                yield from super().pipe(window, batch_size=batch_size)
                 continue
-            short = [doc for doc in docs if len(doc) <= long_rows.LONG_ROW]
-            for group in [short] + [[doc] for doc in long]:
-                for _ in super().pipe(group, batch_size=batch_size):  # annotates in place
+            by_length = sorted(window, key=len)
+            short = [doc for doc in by_length if len(doc) <= long_rows.LONG_ROW]
+            groups = list(util.minibatch(short, size=batch_size))
+            groups += [[doc] for doc in by_length[len(short):]]
+            for group in groups:
+                for _ in super().pipe(group, batch_size=len(group)):  # annotates in place
                     pass
-            yield from docs
+            yield from window
 
     def predict(self, docs: Iterable[Doc]) -> Predictions:
         """Viterbi label ids per doc and the posterior marginal of each (None per doc

@@ -46,6 +46,7 @@ setup(
     entry_points={
         "spacy_cli": [
             "seqlab-annotate = spacy_seqlab.cli.annotate:annotate_cli",
+            "seqlab-calibrate = spacy_seqlab.cli.calibrate:calibrate_cli",
             "seqlab-debug-data = spacy_seqlab.cli.debug_data:debug_data_cli",
             "seqlab-least-confident = spacy_seqlab.cli.least_confident:least_confident_cli",
         ],

@@ -49,8 +49,12 @@ for version in "${VERSIONS[@]}"; do
   echo "leg $version: $python -> $venv"
   [[ -x "$venv/bin/python" ]] || "$python" -m venv "$venv"
   "$venv/bin/python" -m pip install -q --upgrade pip
-  # a plain (non-editable) install: pip builds the wheel through pyproject.toml (PEP 517)
-  "$venv/bin/python" -m pip install -q -c constraints.txt ".[ray]" pytest hypothesis
+  # a plain (non-editable) install: pip builds the wheel through pyproject.toml (PEP 517),
+  # from a copy of the sources (the 3.11 suite may be installing from the tree meanwhile)
+  src="$(mktemp -d)"
+  cp -r setup.py pyproject.toml README.md spacy_seqlab "$src/"
+  "$venv/bin/python" -m pip install -q -c constraints.txt "$src[ray]" pytest hypothesis
+  rm -rf "$src"
   log=".legs/pytest-$version.log"
   set +e
   "$venv/bin/python" -m pytest tests -q -rs -p no:cacheprovider "$@" 2>&1 | tee "$log"

@@ -90,17 +90,33 @@ def fit_on(pipe: CRFPipe, egs: List[Any]) -> float:
     return fit_component_temperature(pipe, egs)[0]
 
 
+def token_temperature(pipe: CRFPipe, batches: List[Tuple[List[Any], Any]]) -> float:
+    """The temperature of ``crf_ner`` fitted on its BILUO tags instead of its spans (the
+    NLL of whether each decoded tag is right under its marginal)."""
+    from spacy_seqlab.calibration import tempered
+
+    def loss(t: float) -> float:
+        pairs = [CRFPipe.confidence_pairs(pipe, batch, tempered(scores, t)) for batch, scores in batches]
+        return binary_nll(numpy.concatenate([c for c, _ in pairs]), numpy.concatenate([h for _, h in pairs]))
+
+    return fit_temperature(loss)[0]
+
+
 def span_options_on_dev(pipe: CRFPipe, dev: List[Any]) -> Dict[str, float]:
-    """Mean held-out ECE of each span map option ("none": the temperature alone) over
-    two folds of the dev docs, temperature and map fitted on the other fold."""
+    """Mean held-out ECE of each span map option ("none": the temperature alone;
+    "token_temperature": a temperature fitted on the tags, reported only) over two
+    folds of the dev docs, temperature and map fitted on the other fold."""
     folds = [dev[0::2], dev[1::2]]
-    eces: Dict[str, List[float]] = {"none": [], **{by: [] for by in SPAN_GROUPINGS}}
+    eces: Dict[str, List[float]] = {"none": [], **{by: [] for by in SPAN_GROUPINGS}, "token_temperature": []}
     for k in range(2):
         fit_part, held = folds[k], folds[1 - k]
         t = fit_on(pipe, fit_part)
         p_fit, h_fit, l_fit, n_fit = pairs_at(pipe, scored(pipe, fit_part), t)
-        p_held, h_held, l_held, n_held = pairs_at(pipe, scored(pipe, held), t)
+        held_batches = scored(pipe, held)
+        p_held, h_held, l_held, n_held = pairs_at(pipe, held_batches, t)
         eces["none"].append(expected_calibration_error(p_held, h_held, N_BINS))
+        p_tok, h_tok = pairs_at(pipe, held_batches, token_temperature(pipe, scored(pipe, fit_part)))[:2]
+        eces["token_temperature"].append(expected_calibration_error(p_tok, h_tok, N_BINS))
         for by in SPAN_GROUPINGS:
             cal = fit_span_calibration(by, p_fit, h_fit, l_fit.tolist(), n_fit.tolist())
             eces[by].append(expected_calibration_error(
@@ -128,10 +144,13 @@ def calibrate_model(name: str, task: str, run: str, limit: int) -> Dict[str, Any
         maps = {by: fit_span_calibration(by, p_dev, h_dev, l_dev.tolist(), n_dev.tolist()) for by in SPAN_GROUPINGS}
         probs, hit, labels, lengths = tempered_pairs[0], tempered_pairs[1], tempered_pairs[2].tolist(), tempered_pairs[3].tolist()
         on_test = {by: apply_span_calibration(cal, probs, labels, lengths) for by, cal in maps.items()}
-        by = min(options, key=options.get)  # "none": the temperature alone
+        by = min(["none", *SPAN_GROUPINGS], key=options.get)  # "none": the temperature alone
         out["span_map_options_dev_ece"] = options
+        t_tok = token_temperature(pipe, scored(pipe, dev))
+        out["token_temperature_fitted_on_dev"] = t_tok
         out["span_map_options_test_ece"] = {"none": out["tempered"]["ece"], **{
-            k: expected_calibration_error(conf, hit, N_BINS) for k, conf in on_test.items()}}
+            k: expected_calibration_error(conf, hit, N_BINS) for k, conf in on_test.items()},
+            "token_temperature": expected_calibration_error(*pairs_at(pipe, test_batches, t_tok)[:2], N_BINS)}
         out["span_map"] = maps.get(by, {"by": "none"})
         out["calibrated"] = summary(on_test.get(by, probs), hit)
     print(f"[{now()}] {name}: T {temperature:.3f}, ECE raw {out['raw']['ece']:.4f} tempered {out['tempered']['ece']:.4f}"
@@ -270,12 +289,15 @@ def markdown(result: Dict[str, Any]) -> str:
                      f"{r['temperature_fitted_on_dev']:.3f} | {r['tempered']['ece']:.4f} | - | - |")
     options = {n: r for n, r in result.get("calibration", {}).items() if "span_map_options_dev_ece" in r}
     if options:
-        lines += ["", "Span maps on top of the temperature, ECE (dev: mean of 2 held-out folds; test: fitted on all of dev):", "",
-                  "| model | " + " | ".join(["none", *SPAN_GROUPINGS]) + " |", "| --- |" + " --- |" * (1 + len(SPAN_GROUPINGS))]
+        kinds = ["none", *SPAN_GROUPINGS, "token_temperature"]
+        lines += ["", "Span maps on top of the temperature fitted on spans (none: the temperature alone), and the "
+                  "temperature fitted on the BILUO tags instead (token_temperature, reported only); ECE (dev: mean of "
+                  "2 held-out folds; test: fitted on all of dev):", "",
+                  "| model | " + " | ".join(kinds) + " |", "| --- |" + " --- |" * len(kinds)]
         for name, r in options.items():
             for split in ("dev", "test"):
                 v = r[f"span_map_options_{split}_ece"]
-                lines.append(f"| {name} ({split}) | " + " | ".join(f"{v[k]:.4f}" for k in ["none", *SPAN_GROUPINGS]) + " |")
+                lines.append(f"| {name} ({split}) | " + " | ".join(f"{v[k]:.4f}" if k in v else "-" for k in kinds) + " |")
     if result.get("speed"):
         lines += ["", "Inference words/s (`nlp.pipe`, batch 256, pre-tokenized test docs, best of passes, interleaved, 1 thread):", "",
                   "| task | ours | words/s on | words/s off | spaCy | words/s | on / spaCy | off / spaCy |",

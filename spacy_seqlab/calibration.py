@@ -129,6 +129,11 @@ def fit_component_temperature(pipe, examples: Sequence, batch_size: int = 256) -
     for i in range(0, len(examples), batch_size):
         batch = examples[i : i + batch_size]
         batches.append((batch, pipe.scores([eg.predicted for eg in batch])))
+    if not sum(len(pipe.confidence_pairs(batch, scores)[0]) for batch, scores in batches):
+        raise ValueError(
+            f"[{pipe.name}] nothing to fit a temperature on: the examples have no gold labels "
+            f"where the component predicted (no tags, or no predicted spans)"
+        )
 
     def loss(temperature: float) -> float:
         pairs = [pipe.confidence_pairs(batch, tempered(scores, temperature)) for batch, scores in batches]

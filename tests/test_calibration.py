@@ -4,7 +4,7 @@ import numpy
 import pytest
 import spacy
 import srsly
-from spacy.tokens import Doc
+from spacy.tokens import Doc, Span
 from spacy.training import Example
 from thinc.api import fix_random_seed
 
@@ -214,3 +214,27 @@ def test_span_calibration_of_crf_ner_is_applied_saved_and_checked(spans_key, tmp
     srsly.write_json(cfg_path, cfg)
     with pytest.raises(LoadError, match="two finite numbers"):
         spacy.load(tmp_path / "model")
+
+
+def test_fitting_on_examples_without_gold_is_a_clear_error():
+    nlp = spacy.blank("en")
+    nlp.add_pipe("crf_ner")
+    fit(nlp, span_examples(nlp, SPANS), 5)
+    unannotated = [Example(nlp.make_doc(text), nlp.make_doc(text)) for text, _ in SPANS]
+    with pytest.raises(ValueError, match="nothing to fit a temperature on"):
+        fit_component_temperature(nlp.get_pipe("crf_ner"), unannotated)
+    with pytest.raises(ValueError, match="needs examples"):
+        fit_component_temperature(nlp.get_pipe("crf_ner"), [])
+
+
+def test_spans_on_missing_annotation_are_left_out_not_counted_wrong():
+    nlp = spacy.blank("en")
+    pipe = nlp.add_pipe("crf_ner")
+    fit(nlp, span_examples(nlp, SPANS), 40)
+    words = "Who is Shaka Khan in London ?".split()
+    full, partial = Doc(nlp.vocab, words=words), Doc(nlp.vocab, words=words)
+    full.set_ents([Span(full, 2, 4, "PER"), Span(full, 5, 6, "LOC")], default="outside")
+    partial.set_ents([Span(partial, 2, 4, "PER")], missing=[Span(partial, 5, 6, "")], default="outside")
+    examples = [Example(Doc(nlp.vocab, words=words), ref) for ref in (full, partial)]
+    probs, hits, labels, lengths = pipe.span_pairs(examples, pipe.scores([eg.predicted for eg in examples]))
+    assert list(labels) == ["PER", "LOC", "PER"] and hits.all()  # the second LOC has no gold

@@ -270,20 +270,27 @@ class CRFEntityRecognizer(CRFPipe):
     def span_pairs(
         self, examples: Sequence[Example], scores: CRFScores
     ) -> Tuple[numpy.ndarray, numpy.ndarray, numpy.ndarray, numpy.ndarray]:
-        """Per Viterbi span of the predicted docs of ``examples`` under ``scores``:
-        its probability (before the span calibration), whether it is gold, its label
-        and its length; (N,) arrays each."""
+        """Per Viterbi span of the predicted docs of ``examples`` under ``scores``
+        whose gold is known (its tokens and the one after it have a gold tag; spans on
+        missing annotation are left out, not counted wrong): its probability (before the
+        span calibration), whether it is gold, its label and its length; (N,) each."""
         spans, probs = self._decode_spans(self.clamped(scores, [eg.predicted for eg in examples]))
-        hits = []
-        for eg, doc_spans in zip(examples, spans):
-            gold = set(tags_to_spans([tag or OUT for tag in self.gold_labels(eg)]))
-            hits.extend(span in gold for span in doc_spans)
-        flat = [span for doc_spans in spans for span in doc_spans]
+        neg = self.cfg["neg_prefix"]
+        kept, hits, kept_probs = [], [], []
+        for eg, doc_spans, doc_probs in zip(examples, spans, probs):
+            tags = list(self.gold_labels(eg))
+            known = [bool(tag) and not (neg and tag.startswith(neg)) for tag in tags] + [True]
+            gold = set(tags_to_spans([tag if ok else OUT for tag, ok in zip(tags, known)]))
+            for span, p in zip(doc_spans, doc_probs):
+                if all(known[span[0] : span[1] + 1]):
+                    kept.append(span)
+                    hits.append(span in gold)
+                    kept_probs.append(p)
         return (
-            numpy.asarray([p for doc_probs in probs for p in doc_probs], dtype="float64"),
+            numpy.asarray(kept_probs, dtype="float64"),
             numpy.asarray(hits, dtype=bool),
-            numpy.asarray([label for _, _, label in flat], dtype=object),
-            numpy.asarray([end - start for start, end, _ in flat], dtype="int64"),
+            numpy.asarray([label for _, _, label in kept], dtype=object),
+            numpy.asarray([end - start for start, end, _ in kept], dtype="int64"),
         )
 
     @property

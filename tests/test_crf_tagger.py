@@ -12,6 +12,8 @@ from spacy.util import fix_random_seed
 
 import spacy_seqlab  # noqa: F401
 
+from .tiny_pipelines import record_batches
+
 TRAIN_DATA = [
     ("I will fight", {"tags": ["PRP", "MD", "VB"], "pos": ["PRON", "AUX", "VERB"]}),
     ("They fight the will", {"tags": ["PRP", "VBP", "DT", "NN"], "pos": ["PRON", "VERB", "DET", "NOUN"]}),
@@ -243,15 +245,7 @@ def test_a_stream_is_predicted_in_batches_of_similar_length_and_comes_out_in_ord
     words = "I will fight the books they read".split()
     texts = [" ".join(words[: 1 + (i * 5) % 7]) for i in range(23)]
     alone = [predictions(nlp, [t])[0] for t in texts]
-    seen = []
-    predict = pipe.predict
-
-    def spy(docs):
-        docs = list(docs)
-        seen.append([len(doc) for doc in docs])
-        return predict(docs)
-
-    monkeypatch.setattr(pipe, "predict", spy)
+    seen = record_batches(monkeypatch, pipe)
     docs = list(nlp.pipe(texts, batch_size=3))
     assert [doc.text for doc in docs] == texts
     assert [[(t.tag_, t._.tag_confidence) for t in doc] for doc in docs] == [

@@ -18,7 +18,7 @@ from spacy_seqlab.crf import (
 from spacy_seqlab.layers.crf import CRFScores, potentials_of
 
 from .crf_brute_force import brute_force, random_problem
-from .tiny_pipelines import fit, span_examples
+from .tiny_pipelines import fit, record_batches, span_examples
 
 
 @pytest.fixture
@@ -208,16 +208,7 @@ def test_pipe_predicts_long_docs_alone(monkeypatch, tagger):
     """A long doc in a batch of short ones is scored alone (the batch's padded scores
     would otherwise grow with docs x longest doc), with the same results, in order."""
     monkeypatch.setattr(long_rows, "LONG_ROW", 1000)
-    pipe = tagger.get_pipe("crf_tagger")
-    batches = []
-    predict = pipe.predict
-
-    def spy(docs):
-        docs = list(docs)
-        batches.append([len(doc) for doc in docs])
-        return predict(docs)
-
-    monkeypatch.setattr(pipe, "predict", spy)
+    batches = record_batches(monkeypatch, tagger.get_pipe("crf_tagger"))
     texts = [long_words(7), long_words(1500), long_words(12), long_words(3)]
     docs = list(tagger.pipe((Doc(tagger.vocab, words=w) for w in texts), batch_size=10))
     assert [len(doc) for doc in docs] == [7, 1500, 12, 3]

@@ -132,3 +132,17 @@ def assert_same_predictions(got, expected, rtol: float) -> None:
     numpy.testing.assert_allclose(
         [row[-1] for doc in got for row in doc], [row[-1] for doc in expected for row in doc], rtol=rtol
     )
+
+
+def record_batches(monkeypatch, pipe) -> list:
+    """A list that gets the doc lengths of each batch ``pipe.predict`` is given."""
+    batches = []
+    predict = pipe.predict
+
+    def spy(docs):
+        docs = list(docs)
+        batches.append([len(doc) for doc in docs])
+        return predict(docs)
+
+    monkeypatch.setattr(pipe, "predict", spy)
+    return batches

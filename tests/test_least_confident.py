@@ -90,3 +90,11 @@ def test_bad_arguments_are_clear_errors(pipeline):
         least_confident(nlp, [nlp.make_doc("x")], 0, "sequence")
     with pytest.raises(ValueError, match="not a crf_ner component"):
         least_confident(nlp, [nlp.make_doc("x")], 1, "sequence", component="tagger")
+
+
+def test_ranking_computes_the_confidences_even_when_the_pipeline_turns_them_off(pipeline):
+    nlp, path = pipeline
+    off = spacy.load(path, config={"components": {"crf_ner": {"confidences": False}}})
+    tasks = least_confident(off, (off.make_doc(text) for text in TEXTS), 3, "min-span", batch_size=2)
+    check_tasks(nlp, tasks, "min-span")
+    assert off.get_pipe("crf_ner").confidences is False

@@ -90,6 +90,17 @@ def least_confident(
     spans_key = ner.spans_key
     before = nlp.pipe_names[: nlp.pipe_names.index(name)]
     heap: List[Tuple[float, int, Dict[str, Any]]] = []  # the n lowest, as a max-heap
+    confidences, ner.confidences = ner.confidences, True  # the ranking needs them, even if set off
+    try:
+        _rank(nlp, ner, docs, n, by, before, spans_key, batch_size, heap)
+    finally:
+        ner.confidences = confidences
+    return [t for _, _, t in sorted(heap, key=lambda item: (-item[0], -item[1]))]
+
+
+def _rank(nlp: Language, ner: CRFEntityRecognizer, docs: Iterable[Doc], n: int, by: str, before: List[str],
+          spans_key: Optional[str], batch_size: int, heap: List[Tuple[float, int, Dict[str, Any]]]) -> None:
+    """Keep in ``heap`` the ``n`` docs with the lowest score ``by``."""
     with nlp.select_pipes(enable=before):
         processed = nlp.pipe(docs, batch_size=batch_size)
         for i, batch in enumerate(spacy.util.minibatch(processed, batch_size)):
@@ -106,7 +117,6 @@ def least_confident(
                 heapq.heappush(heap, (-score, -meta["index"], task(doc, spans, meta)))
                 if len(heap) > n:
                     heapq.heappop(heap)
-    return [t for _, _, t in sorted(heap, key=lambda item: (-item[0], -item[1]))]
 
 
 @app.command("seqlab-least-confident")

@@ -423,6 +423,7 @@ def child_infer(spec: Dict[str, Any]) -> None:
     import spacy_seqlab  # noqa: F401
     from spacy.tokens import Doc, DocBin
     from spacy.training import Example
+    from spacy_seqlab.readers import unannotated
     from spacy_seqlab.schemes import spans_to_tags
 
     threads = set_torch_threads(spec)
@@ -433,12 +434,7 @@ def child_infer(spec: Dict[str, Any]) -> None:
         refs = refs[: spec["test_limit"]]
 
     def fresh_docs() -> List[Doc]:
-        # gold tokens and sentence boundaries, as `spacy evaluate --gold-preproc`
-        return [
-            Doc(nlp.vocab, words=[t.text for t in ref], spaces=[bool(t.whitespace_) for t in ref],
-                sent_starts=[t.is_sent_start for t in ref])
-            for ref in refs
-        ]
+        return [unannotated(ref) for ref in refs]  # gold tokens and sentence boundaries
 
     examples = [Example(doc, ref) for doc, ref in zip(fresh_docs(), refs)]
     scores = nlp.evaluate(examples)

@@ -151,7 +151,7 @@ def time_pairs(runs: Dict[str, Dict[str, Any]], args: argparse.Namespace) -> Dic
     (1 BLAS thread, as the children), per seed that has both."""
     import spacy
     import spacy_seqlab  # noqa: F401
-    from spacy.tokens import Doc
+    from spacy_seqlab.readers import unannotated
 
     set_blas_threads(1)
     out: Dict[str, Any] = {}
@@ -174,9 +174,7 @@ def time_pairs(runs: Dict[str, Dict[str, Any]], args: argparse.Namespace) -> Dic
 
             def pipe(nlp: Any) -> Any:  # fresh pre-tokenized docs for each call, made untimed
                 # gold tokens and sentence starts, as the test scores (_spacy_runs.child_infer)
-                fresh = [[Doc(nlp.vocab, words=[t.text for t in d], spaces=[bool(t.whitespace_) for t in d],
-                              sent_starts=[t.is_sent_start for t in d]) for d in refs]
-                         for _ in range(args.passes + 1)]
+                fresh = [[unannotated(d) for d in refs] for _ in range(args.passes + 1)]
 
                 def go() -> None:
                     for _ in nlp.pipe(fresh.pop(), batch_size=args.batch_size):

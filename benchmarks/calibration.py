@@ -39,9 +39,11 @@ from _env import RESULTS, WORK, header, markdown_header, write_results  # noqa: 
 from spacy_seqlab.calibration import (  # noqa: E402
     expected_calibration_error,
     fit_component_temperature,
+    pairs_at,
     reliability_bins,
-    tempered,
+    scored_batches,
 )
+from spacy_seqlab.cli.calibrate import dev_examples  # noqa: E402
 from spacy_seqlab.components.crf_pipe import CRFPipe  # noqa: E402
 
 N_BINS = 15
@@ -50,11 +52,8 @@ N_BINS = 15
 def examples(nlp: Language, path: Path, limit: int = 0) -> List[Example]:
     """Gold docs of a DocBin, each with an unannotated copy of its tokens and sentence
     starts (gold tokenization and sentences, as the accuracy benchmarks score)."""
-    refs = list(DocBin().from_disk(path).get_docs(nlp.vocab))
-    if limit:
-        refs = refs[:limit]
-    return [Example(Doc(nlp.vocab, words=[t.text for t in r], spaces=[bool(t.whitespace_) for t in r],
-                        sent_starts=[t.is_sent_start for t in r]), r) for r in refs]
+    egs = dev_examples(nlp, path)
+    return egs[:limit] if limit else egs
 
 
 def run_before(nlp: Language, name: str, egs: List[Example]) -> None:
@@ -65,27 +64,15 @@ def run_before(nlp: Language, name: str, egs: List[Example]) -> None:
             eg.predicted = doc
 
 
-def pairs(pipe: CRFPipe, egs: List[Example], temperature: float) -> Tuple[numpy.ndarray, numpy.ndarray]:
-    conf, hit = [], []
-    for i in range(0, len(egs), 256):
-        batch = egs[i : i + 256]
-        pipe.set_temperature(1.0)
-        scores = pipe.scores([eg.predicted for eg in batch])
-        c, h = pipe.confidence_pairs(batch, tempered(scores, temperature))
-        conf.append(c)
-        hit.append(h)
-    return numpy.concatenate(conf), numpy.concatenate(hit)
-
-
 def calibrate(nlp: Language, name: str, dev: List[Example], test: List[Example]) -> Dict[str, Any]:
     pipe = nlp.get_pipe(name)
     run_before(nlp, name, dev)
     run_before(nlp, name, test)
     temperature, dev_nll = fit_component_temperature(pipe, dev)
+    test_batches = scored_batches(pipe, test)
     out: Dict[str, Any] = {"temperature_fitted_on_dev": temperature, "dev_nll_at_temperature": dev_nll}
     for label, t in (("raw", 1.0), ("tempered", temperature)):
-        out[label] = summary(*pairs(pipe, test, t))
-    pipe.set_temperature(temperature)
+        out[label] = summary(*pairs_at(pipe.confidence_pairs, test_batches, t))
     return out
 
 

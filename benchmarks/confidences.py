@@ -26,6 +26,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from functools import partial
 from typing import Any, Callable, Dict, List, Tuple
 
 HERE = Path(__file__).resolve().parent
@@ -34,7 +35,6 @@ sys.path.insert(0, str(HERE.parent))
 
 import numpy  # noqa: E402
 import spacy  # noqa: E402
-from spacy.tokens import Doc  # noqa: E402
 
 from _env import RESULTS, WORK, header, markdown_header, now, set_blas_threads, time_interleaved, write_results  # noqa: E402
 from calibration import N_BINS, examples, plot, run_before, softmax_top, spancat_pairs, summary, tagger_logits  # noqa: E402
@@ -46,8 +46,12 @@ from spacy_seqlab.calibration import (  # noqa: E402
     fit_component_temperature,
     fit_span_calibration,
     fit_temperature,
+    logit,
+    pairs_at,
+    scored_batches,
 )
 from spacy_seqlab.components.crf_pipe import CRFPipe  # noqa: E402
+from spacy_seqlab.readers import unannotated  # noqa: E402
 
 STEM = "confidences"
 RUNS = Path(WORK) / "runs"
@@ -71,38 +75,22 @@ SPEED = {"ewt_xpos": ("paper_ewt_xpos_ewt_xpos_vectors_crf_s4000_seed0", TAGGER)
          "conll03": ("paper_conll03_conll03_vectors_crf_s6000_seed0", "paper_conll03_conll03_vectors_ner_s6000_seed0")}
 
 
-def pairs_at(pipe: CRFPipe, batches: List[Tuple[List[Any], Any]], temperature: float) -> Tuple[numpy.ndarray, ...]:
-    """Per decoded label or span of ``batches`` (examples, scores at T = 1): its
-    confidence at ``temperature``, whether it is gold, and for spans label and length."""
-    from spacy_seqlab.calibration import tempered
-
-    parts = []
-    for batch, scores in batches:
-        scores = tempered(scores, temperature)
-        parts.append(pipe.span_pairs(batch, scores) if hasattr(pipe, "span_pairs")
-                     else pipe.confidence_pairs(batch, scores))
-    return tuple(numpy.concatenate([p[k] for p in parts]) for k in range(len(parts[0])))
+def stem(limit: int) -> str:
+    """The results' file name stem: a smoke run (``--limit``) writes apart."""
+    return f"{STEM}_limit{limit}" if limit else STEM
 
 
-def scored(pipe: CRFPipe, egs: List[Any], size: int = 256) -> List[Tuple[List[Any], Any]]:
-    pipe.set_temperature(1.0)
-    return [(egs[i : i + size], pipe.scores([eg.predicted for eg in egs[i : i + size]])) for i in range(0, len(egs), size)]
-
-
-def fit_on(pipe: CRFPipe, egs: List[Any]) -> float:
-    return fit_component_temperature(pipe, egs)[0]
+def pairs_of(pipe: CRFPipe) -> Callable:
+    """What a model's calibration is measured on: its spans (``span_pairs``: confidence,
+    hit, label, length) or its tags (``confidence_pairs``)."""
+    return getattr(pipe, "span_pairs", pipe.confidence_pairs)
 
 
 def token_temperature(pipe: CRFPipe, batches: List[Tuple[List[Any], Any]]) -> float:
     """The temperature of ``crf_ner`` fitted on its BILUO tags instead of its spans (the
     NLL of whether each decoded tag is right under its marginal)."""
-    from spacy_seqlab.calibration import tempered
-
-    def loss(t: float) -> float:
-        pairs = [CRFPipe.confidence_pairs(pipe, batch, tempered(scores, t)) for batch, scores in batches]
-        return binary_nll(numpy.concatenate([c for c, _ in pairs]), numpy.concatenate([h for _, h in pairs]))
-
-    return fit_temperature(loss)[0]
+    tags = partial(CRFPipe.confidence_pairs, pipe)
+    return fit_temperature(lambda t: binary_nll(*pairs_at(tags, batches, t)))[0]
 
 
 def span_options_on_dev(pipe: CRFPipe, dev: List[Any]) -> Dict[str, float]:
@@ -113,12 +101,12 @@ def span_options_on_dev(pipe: CRFPipe, dev: List[Any]) -> Dict[str, float]:
     eces: Dict[str, List[float]] = {"none": [], **{by: [] for by in SPAN_GROUPINGS}, "token_temperature": []}
     for k in range(2):
         fit_part, held = folds[k], folds[1 - k]
-        t = fit_on(pipe, fit_part)
-        p_fit, h_fit, l_fit, n_fit = pairs_at(pipe, scored(pipe, fit_part), t)
-        held_batches = scored(pipe, held)
-        p_held, h_held, l_held, n_held = pairs_at(pipe, held_batches, t)
+        t = fit_component_temperature(pipe, fit_part)[0]
+        fit_batches, held_batches = scored_batches(pipe, fit_part), scored_batches(pipe, held)
+        p_fit, h_fit, l_fit, n_fit = pairs_at(pipe.span_pairs, fit_batches, t)
+        p_held, h_held, l_held, n_held = pairs_at(pipe.span_pairs, held_batches, t)
         eces["none"].append(expected_calibration_error(p_held, h_held, N_BINS))
-        p_tok, h_tok = pairs_at(pipe, held_batches, token_temperature(pipe, scored(pipe, fit_part)))[:2]
+        p_tok, h_tok = pairs_at(pipe.span_pairs, held_batches, token_temperature(pipe, fit_batches))[:2]
         eces["token_temperature"].append(expected_calibration_error(p_tok, h_tok, N_BINS))
         for by in SPAN_GROUPINGS:
             cal = fit_span_calibration(by, p_fit, h_fit, l_fit.tolist(), n_fit.tolist())
@@ -135,31 +123,32 @@ def calibrate_model(name: str, task: str, run: str, limit: int) -> Dict[str, Any
     dev, test = (examples(nlp, p, limit) for p in SPLITS[task])
     run_before(nlp, pipe_name, dev)
     run_before(nlp, pipe_name, test)
-    temperature = fit_on(pipe, dev)
-    test_batches = scored(pipe, test)
+    temperature = fit_component_temperature(pipe, dev)[0]
+    test_batches = scored_batches(pipe, test)
     out: Dict[str, Any] = {"model": str(path), "component": pipe.component_type, "temperature_fitted_on_dev": temperature}
-    raw = pairs_at(pipe, test_batches, 1.0)
-    tempered_pairs = pairs_at(pipe, test_batches, temperature)
+    raw = pairs_at(pairs_of(pipe), test_batches, 1.0)
+    tempered_pairs = pairs_at(pairs_of(pipe), test_batches, temperature)
     out["raw"], out["tempered"] = summary(raw[0], raw[1]), summary(tempered_pairs[0], tempered_pairs[1])
     if hasattr(pipe, "span_pairs"):
         options = span_options_on_dev(pipe, dev)
-        p_dev, h_dev, l_dev, n_dev = pairs_at(pipe, scored(pipe, dev), temperature)
+        dev_batches = scored_batches(pipe, dev)
+        p_dev, h_dev, l_dev, n_dev = pairs_at(pipe.span_pairs, dev_batches, temperature)
         maps = {by: fit_span_calibration(by, p_dev, h_dev, l_dev.tolist(), n_dev.tolist()) for by in SPAN_GROUPINGS}
         probs, hit, labels, lengths = tempered_pairs[0], tempered_pairs[1], tempered_pairs[2].tolist(), tempered_pairs[3].tolist()
         on_test = {by: apply_span_calibration(cal, probs, labels, lengths) for by, cal in maps.items()}
         by = min(["none", *SPAN_GROUPINGS], key=options.get)  # "none": the temperature alone
         out["span_map_options_dev_ece"] = options
-        t_tok = token_temperature(pipe, scored(pipe, dev))
+        t_tok = token_temperature(pipe, dev_batches)
         out["token_temperature_fitted_on_dev"] = t_tok
         out["span_map_options_test_ece"] = {"none": out["tempered"]["ece"], **{
             k: expected_calibration_error(conf, hit, N_BINS) for k, conf in on_test.items()},
-            "token_temperature": expected_calibration_error(*pairs_at(pipe, test_batches, t_tok)[:2], N_BINS)}
+            "token_temperature": expected_calibration_error(*pairs_at(pipe.span_pairs, test_batches, t_tok)[:2], N_BINS)}
         out["span_map"] = maps.get(by, {"by": "none"})
         out["calibrated"] = summary(on_test.get(by, probs), hit)
     print(f"[{now()}] {name}: T {temperature:.3f}, ECE raw {out['raw']['ece']:.4f} tempered {out['tempered']['ece']:.4f}"
           + (f" calibrated {out['calibrated']['ece']:.4f} ({out['span_map']['by']})" if "calibrated" in out else ""), flush=True)
     shown = out if out.get("span_map", {}).get("by", "none") != "none" else {k: v for k, v in out.items() if k != "calibrated"}
-    plot(shown, f"{name}, test {'spans' if 'calibrated' in out else 'tokens'}", os.path.join(RESULTS, f"{STEM}_{name}.png"))
+    plot(shown, f"{name}, test {'spans' if 'calibrated' in out else 'tokens'}", os.path.join(RESULTS, f"{stem(limit)}_{name}.png"))
     return out
 
 
@@ -173,8 +162,8 @@ def tempered_anchor(dev_logits: numpy.ndarray, dev_hit: numpy.ndarray, test_logi
 
 
 def sigmoid_tempered(conf: numpy.ndarray, t: float) -> numpy.ndarray:
-    p = numpy.clip(conf, 1e-7, 1 - 1e-7)
-    return 1 / (1 + numpy.exp(-(numpy.log(p) - numpy.log1p(-p)) / t))
+    """spancat's scores (sigmoids) with their logits divided by ``t``."""
+    return 1 / (1 + numpy.exp(-logit(conf) / t))
 
 
 def anchors(limit: int) -> Dict[str, Any]:
@@ -205,8 +194,7 @@ def speed(passes: int, batch_size: int) -> Dict[str, Any]:
         words = sum(len(eg.reference) for eg in refs)
 
         def pipe(nlp: Any) -> Callable[[], None]:
-            fresh = [[Doc(nlp.vocab, words=[t.text for t in eg.reference], spaces=[bool(t.whitespace_) for t in eg.reference],
-                          sent_starts=[t.is_sent_start for t in eg.reference]) for eg in refs] for _ in range(passes + 1)]
+            fresh = [[unannotated(eg.reference) for eg in refs] for _ in range(passes + 1)]
 
             def go() -> None:
                 for _ in nlp.pipe(fresh.pop(), batch_size=batch_size):
@@ -344,7 +332,7 @@ def main() -> None:
         result["speed"] = speed(args.passes, args.batch_size)
     result["fuzz"] = fuzz()
     result["targets"] = targets(result)
-    write_results(RESULTS, STEM if not args.limit else f"{STEM}_limit{args.limit}", result, markdown(result))
+    write_results(RESULTS, stem(args.limit), result, markdown(result))
 
 
 if __name__ == "__main__":

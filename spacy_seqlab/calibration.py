@@ -122,26 +122,36 @@ def fit_component_temperature(pipe, examples: Sequence, batch_size: int = 256) -
     examples = list(examples)
     if not examples:
         raise ValueError(f"[{pipe.name}] fitting a temperature needs examples")
-    pipe.set_temperature(1.0)
     if hasattr(pipe, "set_span_calibration"):  # fitted on top of a temperature: refit it after
         pipe.set_span_calibration(None)
-    batches = []
-    for i in range(0, len(examples), batch_size):
-        batch = examples[i : i + batch_size]
-        batches.append((batch, pipe.scores([eg.predicted for eg in batch])))
-    if not sum(len(pipe.confidence_pairs(batch, scores)[0]) for batch, scores in batches):
+    batches = scored_batches(pipe, examples, batch_size)
+    if not len(pairs_at(pipe.confidence_pairs, batches, 1.0)[0]):
         raise ValueError(
             f"[{pipe.name}] nothing to fit a temperature on: the examples have no gold labels "
             f"where the component predicted (no tags, or no predicted spans)"
         )
-
-    def loss(temperature: float) -> float:
-        pairs = [pipe.confidence_pairs(batch, tempered(scores, temperature)) for batch, scores in batches]
-        return binary_nll(numpy.concatenate([c for c, _ in pairs]), numpy.concatenate([h for _, h in pairs]))
-
-    temperature, value = fit_temperature(loss)
+    temperature, value = fit_temperature(lambda t: binary_nll(*pairs_at(pipe.confidence_pairs, batches, t)))
     pipe.set_temperature(temperature)
     return temperature, value
+
+
+def scored_batches(pipe, examples: Sequence, batch_size: int = 256) -> List[Tuple[List, CRFScores]]:
+    """``examples`` in batches, each with the component's scores of its predicted docs at
+    temperature 1 (``pairs_at`` tempers them)."""
+    examples = list(examples)
+    return [
+        (examples[i : i + batch_size],
+         pipe.scores([eg.predicted for eg in examples[i : i + batch_size]], temperature=1.0))
+        for i in range(0, len(examples), batch_size)
+    ]
+
+
+def pairs_at(pairs: Callable, batches: Sequence[Tuple[List, CRFScores]], temperature: float) -> Tuple[numpy.ndarray, ...]:
+    """``pairs(examples, scores)`` (a component's ``confidence_pairs`` or
+    ``span_pairs``) of every batch (``scored_batches``) at ``temperature``, joined
+    array by array."""
+    parts = [pairs(batch, tempered(scores, temperature)) for batch, scores in batches]
+    return tuple(numpy.concatenate([part[k] for part in parts]) for k in range(len(parts[0])))
 
 
 # --- span calibration: a logistic map of each span's probability, by group ----------
@@ -161,7 +171,8 @@ def span_group(by: str, label: str, length: int) -> str:
     return "*"
 
 
-def _logit(p):
+def logit(p) -> numpy.ndarray:
+    """log(p / (1 - p)), with p kept within 1e-7 of 0 and 1."""
     p = numpy.clip(numpy.asarray(p, dtype="float64"), 1e-7, 1 - 1e-7)
     return numpy.log(p) - numpy.log1p(-p)
 
@@ -171,7 +182,7 @@ def fit_platt(confidences, correct, l2: float = 1e-3, steps: int = 50) -> Tuple[
     NLL of ``correct`` given ``confidences`` (Platt scaling on the logit; a small L2
     pull towards the identity ``(1, 0)`` keeps it finite when every span is right).
     Newton's method on the two parameters."""
-    x = _logit(confidences)
+    x = logit(confidences)
     y = numpy.asarray(correct, dtype="float64")
     if x.shape != y.shape or not len(x):
         raise ValueError(f"need confidences and outcomes of the same non-zero length, got {x.shape} and {y.shape}")
@@ -219,7 +230,7 @@ def apply_span_calibration(calibration: Optional[Dict], probs, labels: Sequence[
         return probs
     by, maps = calibration["by"], calibration["maps"]
     ab = numpy.asarray([maps.get(span_group(by, label, n), maps["*"]) for label, n in zip(labels, lengths)])
-    return 1 / (1 + numpy.exp(-(ab[:, 0] * _logit(probs) + ab[:, 1])))
+    return 1 / (1 + numpy.exp(-(ab[:, 0] * logit(probs) + ab[:, 1])))
 
 
 def fit_span_calibration(by: str, probs, correct, labels: Sequence[str], lengths: Sequence[int]) -> Dict:
@@ -247,11 +258,7 @@ def fit_component_span_calibration(pipe, examples: Sequence, by: str = "label", 
     examples = list(examples)
     if not examples:
         raise ValueError(f"[{pipe.name}] fitting a span calibration needs examples")
-    parts = [
-        pipe.span_pairs(examples[i : i + batch_size], pipe.scores([eg.predicted for eg in examples[i : i + batch_size]]))
-        for i in range(0, len(examples), batch_size)
-    ]
-    probs, hit, labels, lengths = (numpy.concatenate([part[k] for part in parts]) for k in range(4))
+    probs, hit, labels, lengths = pairs_at(pipe.span_pairs, scored_batches(pipe, examples, batch_size), pipe.temperature)
     if not len(probs):
         raise ValueError(f"[{pipe.name}] predicted no spans on the examples: nothing to calibrate")
     calibration = fit_span_calibration(by, probs, hit, labels.tolist(), lengths.tolist())

@@ -33,6 +33,14 @@ def create_sentence_corpus(path: Union[str, Path], limit: int = 0) -> Callable[[
     return read
 
 
+def unannotated(doc: Doc) -> Doc:
+    """A copy of ``doc``'s tokens, whitespace and sentence starts and nothing else: what
+    a pipeline runs on to be scored with gold tokens and sentences (as ``spacy evaluate
+    --gold-preproc``)."""
+    return Doc(doc.vocab, words=[t.text for t in doc], spaces=[bool(t.whitespace_) for t in doc],
+               sent_starts=[t.is_sent_start for t in doc])
+
+
 def sentence_docs(doc: Doc) -> List[Doc]:
     """``doc``'s sentences as docs, each with its share of every span group of ``doc``
     (``doc`` itself when it has no sentence starts). A span that crosses a sentence

@@ -18,7 +18,8 @@
 - ``text``: output, diagrams, formats; never a command.
 
 A block in any other language, or a ``bash``/``ini`` block without its comment, fails.
-No page may name an issue of the tracker ("issue F"): users cannot know them.
+No page may name an entry of the project's own tracker by its label: users cannot see
+the tracker, so a page says what the thing is instead.
 """
 import os
 import re
@@ -86,9 +87,9 @@ def test_every_block_has_a_known_language_and_check():
     assert len(by_kind("python", "")) >= 2 and by_kind("bash", "args")
 
 
-def test_no_project_file_names_an_issue_letter():
-    """The pages, and what users read beside them: the package, configs, scripts and the
-    benchmarks with their result pages."""
+def test_no_project_file_names_a_tracker_entry():
+    """The pages, and what users read beside them (the package, configs, scripts and the
+    benchmarks with their result pages), name no tracker entry by its label."""
     files = [*PAGES, ROOT / "project.yml", *(ROOT / "configs").glob("*.cfg"),
              *[f for d in ("spacy_seqlab", "scripts", "benchmarks") for f in (ROOT / d).rglob("*")
                if f.suffix in (".py", ".md", ".sh") and "work" not in f.relative_to(ROOT).parts]]

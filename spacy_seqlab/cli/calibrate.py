@@ -10,11 +10,10 @@ the component's cfg. Fit on dev data, never on the test set you report.
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
-import numpy
 import spacy
 from spacy.cli._util import Arg, Opt, app, import_code
 from spacy.language import Language
-from spacy.tokens import Doc, DocBin
+from spacy.tokens import DocBin
 from spacy.training import Example
 from wasabi import msg
 
@@ -23,8 +22,11 @@ from ..calibration import (
     expected_calibration_error,
     fit_component_span_calibration,
     fit_component_temperature,
+    pairs_at,
+    scored_batches,
 )
 from ..components.crf_pipe import CRFPipe
+from ..readers import unannotated
 
 CALIBRATED_TYPES = ("crf_tagger", "crf_ner")
 SPAN_MAPS = ("none", *SPAN_GROUPINGS)
@@ -38,11 +40,7 @@ def dev_examples(nlp: Language, path: Path) -> List[Example]:
     refs = list(DocBin().from_disk(path).get_docs(nlp.vocab))
     if not refs:
         raise ValueError(f"{path} holds no docs")
-    return [
-        Example(Doc(nlp.vocab, words=[t.text for t in r], spaces=[bool(t.whitespace_) for t in r],
-                    sent_starts=[t.is_sent_start for t in r]), r)
-        for r in refs
-    ]
+    return [Example(unannotated(ref), ref) for ref in refs]
 
 
 def calibrate(
@@ -76,16 +74,14 @@ def calibrate(
     return report
 
 
-def _ece(pipe: CRFPipe, examples: Sequence[Example], reset: bool = False, batch_size: int = 256) -> float:
+def _ece(pipe: CRFPipe, examples: Sequence[Example], reset: bool = False) -> float:
     """ECE of the component's confidences on ``examples`` (at T = 1 and without a span
     map with ``reset``)."""
     if reset:
         pipe.set_temperature(1.0)
         if pipe.component_type == "crf_ner":
             pipe.set_span_calibration(None)
-    pairs = [pipe.confidence_pairs(examples[i : i + batch_size], pipe.scores([eg.predicted for eg in examples[i : i + batch_size]]))
-             for i in range(0, len(examples), batch_size)]
-    conf, hit = numpy.concatenate([c for c, _ in pairs]), numpy.concatenate([h for _, h in pairs])
+    conf, hit = pairs_at(pipe.confidence_pairs, scored_batches(pipe, examples), pipe.temperature)
     if not len(conf):
         raise ValueError(f"[{pipe.name}] decoded nothing scorable on the dev data: no gold labels, or no predicted spans")
     return expected_calibration_error(conf, hit)

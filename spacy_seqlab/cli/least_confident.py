@@ -92,31 +92,25 @@ def least_confident(
     heap: List[Tuple[float, int, Dict[str, Any]]] = []  # the n lowest, as a max-heap
     confidences, ner.confidences = ner.confidences, True  # the ranking needs them, even if set off
     try:
-        _rank(nlp, ner, docs, n, by, before, spans_key, batch_size, heap)
+        with nlp.select_pipes(enable=before):
+            processed = nlp.pipe(docs, batch_size=batch_size)
+            for i, batch in enumerate(spacy.util.minibatch(processed, batch_size)):
+                # the probability of the decoded analysis, before it is written to the docs
+                sequence = [analyses[0].probability for analyses in ner.nbest(batch, n=1)]
+                for k, (doc, p_seq) in enumerate(zip(ner.pipe(batch), sequence)):
+                    spans = list(doc.ents if spans_key is None else doc.spans[spans_key])
+                    min_span = min_confidence(spans)
+                    score = min_span if by == "min-span" else p_seq
+                    meta = {
+                        "index": i * batch_size + k, "score": score, "by": by,
+                        "min_span_confidence": min_span, "sequence_probability": p_seq,
+                    }
+                    heapq.heappush(heap, (-score, -meta["index"], task(doc, spans, meta)))
+                    if len(heap) > n:
+                        heapq.heappop(heap)
     finally:
         ner.confidences = confidences
     return [t for _, _, t in sorted(heap, key=lambda item: (-item[0], -item[1]))]
-
-
-def _rank(nlp: Language, ner: CRFEntityRecognizer, docs: Iterable[Doc], n: int, by: str, before: List[str],
-          spans_key: Optional[str], batch_size: int, heap: List[Tuple[float, int, Dict[str, Any]]]) -> None:
-    """Keep in ``heap`` the ``n`` docs with the lowest score ``by``."""
-    with nlp.select_pipes(enable=before):
-        processed = nlp.pipe(docs, batch_size=batch_size)
-        for i, batch in enumerate(spacy.util.minibatch(processed, batch_size)):
-            # the probability of the decoded analysis, before it is written to the docs
-            sequence = [analyses[0].probability for analyses in ner.nbest(batch, n=1)]
-            for k, (doc, p_seq) in enumerate(zip(ner.pipe(batch), sequence)):
-                spans = list(doc.ents if spans_key is None else doc.spans[spans_key])
-                min_span = min_confidence(spans)
-                score = min_span if by == "min-span" else p_seq
-                meta = {
-                    "index": i * batch_size + k, "score": score, "by": by,
-                    "min_span_confidence": min_span, "sequence_probability": p_seq,
-                }
-                heapq.heappush(heap, (-score, -meta["index"], task(doc, spans, meta)))
-                if len(heap) > n:
-                    heapq.heappop(heap)
 
 
 @app.command("seqlab-least-confident")

@@ -368,18 +368,17 @@ class CRFEntityRecognizer(CRFPipe):
         """Write the spans to ``doc.ents`` (keeping the entities given before, which
         decoding was conditioned on) or to ``doc.spans[spans_key]`` (with their
         probabilities in the group's ``attrs["scores"]``, as spancat does), and the
-        probabilities to the docs (``span._.crf_confidence``); spans without one
-        (``confidences`` off) get neither."""
+        probabilities to the docs (``span._.crf_confidence``); with ``confidences``
+        off, neither."""
         for doc, doc_preds in zip(docs, preds):
             spans = [Span(doc, start, end, label=self.labels[i]) for start, end, i, _ in doc_preds]
             probs = [p for *_, p in doc_preds]
-            scored = all(p is not None for p in probs) and (bool(probs) or self.confidences)
-            if scored:
+            if self.confidences:
                 confidences: Dict[str, float] = doc.user_data.setdefault(CONFIDENCE_KEY, {})
                 for span, p in zip(spans, probs):
                     confidences[_span_key(span.start_char, span.end_char, span.label_)] = p
             if self.spans_key is not None:
-                attrs = {"scores": numpy.asarray(probs, dtype="float32")} if scored else {}
+                attrs = {"scores": numpy.asarray(probs, dtype="float32")} if self.confidences else {}
                 doc.spans[self.spans_key] = SpanGroup(doc, name=self.spans_key, spans=spans, attrs=attrs)
                 continue
             existing = list(doc.ents)

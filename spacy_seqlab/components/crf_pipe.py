@@ -232,13 +232,15 @@ class CRFPipe(TrainablePipe):
             return crf_viterbi(self.model.ops, scores), [None] * int(scores.lengths.shape[0])
         return crf_decode(self.model.ops, scores)
 
-    def scores(self, docs: Iterable[Doc]) -> Optional[CRFScores]:
-        """The CRF's scores (emissions and potentials) for ``docs``, divided by the
-        temperature; None for no docs."""
+    def scores(self, docs: Iterable[Doc], temperature: Optional[float] = None) -> Optional[CRFScores]:
+        """The CRF's scores (emissions and potentials) for ``docs``, divided by
+        ``temperature`` (by default the component's); None for no docs."""
         docs = list(docs)
         if not self.labels:
             raise ValueError(f"[{self.name}] has no labels: call initialize() first")
-        return tempered(self.model.predict(docs), self.temperature) if docs else None
+        if not docs:
+            return None
+        return tempered(self.model.predict(docs), self.temperature if temperature is None else temperature)
 
     def confidence_pairs(self, examples: Sequence[Example], scores: CRFScores) -> Tuple[numpy.ndarray, numpy.ndarray]:
         """The confidence of each decoded label of the predicted docs of ``examples``

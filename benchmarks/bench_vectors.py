@@ -21,7 +21,7 @@ interleaved (``_env.time_interleaved``), so that both see the same machine load.
 
 Results: ``benchmarks/results/vectors.{json,md}``, merged under a lock after each run (runs
 from other invocations are kept, so two queues can fill one file), with the ``targets``
-of the issue exactly as measured; a target whose runs are missing says so.
+exactly as measured; a target whose runs are missing says so.
 
 Run:  nice -n 5 .venv/bin/python benchmarks/bench_vectors.py --runs ewt_xpos:crf ewt_xpos:softmax \\
           --seeds 0 1 2 --steps 3000

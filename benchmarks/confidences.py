@@ -58,7 +58,7 @@ RUNS = Path(WORK) / "runs"
 EWT, CONLL = Path(WORK) / "corpus", Path(WORK) / "corpora" / "ner_ents"
 SPLITS = {"ewt_xpos": (EWT / "en_ewt-ud-dev.spacy", EWT / "en_ewt-ud-test.spacy"),
           "conll03": (CONLL / "dev.spacy", CONLL / "test.spacy")}
-# name -> (task, model): K's winners (BiLSTM-CNN-CRF) and the BiLSTM-CRF (char-BiLSTM) variants
+# name -> (task, model): bench_paper.py's GloVe winners (BiLSTM-CNN-CRF) and the BiLSTM-CRF (char-BiLSTM) variants
 MODELS = {
     "conll03_bilstm_cnn_crf": ("conll03", "paper_conll03_conll03_paper_bilstm_cnn_crf_s8000_seed0"),
     "conll03_bilstm_char_crf": ("conll03", "paper_conll03_conll03_paper_bilstm_char_crf_s8000_seed0"),

@@ -117,7 +117,7 @@ def test_decoded_confidences_are_probabilities(problem):
         numpy.testing.assert_allclose(conf, nodes[numpy.arange(len(conf)), paths[b]], atol=2e-4)
 
 
-def test_smallest_case_of_the_issue():
+def test_smallest_case_of_an_underflowing_dominant_label():
     """2 tokens, 3 labels: label 2's emission lies 800 below the best (exp underflows),
     transitions and end scores make it dominant. log Z is 51.10, not 1.10."""
     E = numpy.array([[[0.0, 0.0, 0.0], [0.0, -800.0, -800.0]]])
